@@ -1,0 +1,55 @@
+"""inferencesh: run inference.sh apps and agents and follow them live as server-sent events."""
+
+from ._errors import (
+    AgentError,
+    APIError,
+    AuthenticationError,
+    Cancelled,
+    ConflictError,
+    ConnectionLost,
+    InferenceError,
+    NotFoundError,
+    ProtocolError,
+    RateLimitError,
+    StreamTimeout,
+    TaskCancelled,
+    TaskFailed,
+    UsageError,
+)
+from ._stream import TaskStream
+from ._version import __version__
+from ._watchdog import CancelToken
+from .client import Client, Settings, Tasks, inference
+from .models import Done, Message, Progress, Reply, Task, TaskStatus, TaskUpdate, ToolCall
+
+__all__ = [
+    "APIError",
+    "AgentError",
+    "AuthenticationError",
+    "CancelToken",
+    "Cancelled",
+    "Client",
+    "ConflictError",
+    "ConnectionLost",
+    "Done",
+    "InferenceError",
+    "Message",
+    "NotFoundError",
+    "Progress",
+    "ProtocolError",
+    "RateLimitError",
+    "Reply",
+    "Settings",
+    "StreamTimeout",
+    "Task",
+    "TaskCancelled",
+    "TaskFailed",
+    "TaskStatus",
+    "TaskStream",
+    "TaskUpdate",
+    "Tasks",
+    "ToolCall",
+    "UsageError",
+    "__version__",
+    "inference",
+]

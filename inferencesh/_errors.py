@@ -1,0 +1,179 @@
+"""Every exception the SDK raises, in one tree.
+
+::
+
+    InferenceError                      base of everything below
+    ├── UsageError (ValueError)         bad arguments: missing "app", bad config shape
+    ├── APIError                        the server answered with an error status
+    │   ├── AuthenticationError         401, 403
+    │   ├── NotFoundError               404: unknown app, task, chat or tool call
+    │   ├── ConflictError               409: e.g. cancelling a finished task
+    │   └── RateLimitError              429 (``retry_after`` in seconds, or None)
+    ├── TaskFailed                      the task ended ``failed`` (``task_id``, ``error``)
+    ├── TaskCancelled                   the task ended ``cancelled`` (``task_id``)
+    ├── StreamTimeout (TimeoutError)    the total ``timeout=`` passed
+    ├── Cancelled                       the ``CancelToken`` was cancelled
+    ├── ConnectionLost                  reconnects exhausted (``last_event_id``)
+    ├── ProtocolError                   the server broke PROTOCOL.md (no resume)
+    └── AgentError                      an agent turn ended ``failed``
+
+Messages are written for logs and never contain the API key.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = [
+    "APIError",
+    "AgentError",
+    "AuthenticationError",
+    "Cancelled",
+    "ConflictError",
+    "ConnectionLost",
+    "InferenceError",
+    "NotFoundError",
+    "ProtocolError",
+    "RateLimitError",
+    "StreamTimeout",
+    "TaskCancelled",
+    "TaskFailed",
+    "UsageError",
+]
+
+
+class InferenceError(Exception):
+    """Base class of every error raised by ``inferencesh``."""
+
+
+class UsageError(InferenceError, ValueError):
+    """An argument is not what the SDK accepts (raised before anything is sent)."""
+
+
+class APIError(InferenceError):
+    """The server answered with an HTTP error status.
+
+    Attributes: ``status_code`` (int), ``title`` and ``detail`` (from the
+    problem+json body, or a short excerpt of a non-JSON body), ``type``.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        detail: str = "",
+        *,
+        title: str = "",
+        type: str = "about:blank",
+    ) -> None:
+        self.status_code = status_code
+        self.detail = detail
+        self.title = title
+        self.type = type
+        text = f"HTTP {status_code}"
+        if title:
+            text += f" {title}"
+        if detail:
+            text += f": {detail}"
+        super().__init__(text)
+
+
+class AuthenticationError(APIError):
+    """401 (missing or unknown API key) or 403 (forbidden)."""
+
+
+class NotFoundError(APIError):
+    """404: the app, task, chat or tool call does not exist."""
+
+
+class ConflictError(APIError):
+    """409: the request conflicts with the resource's state (e.g. cancelling a finished task)."""
+
+
+class RateLimitError(APIError):
+    """429: rate limited; ``retry_after`` is the server's ``Retry-After`` in seconds, or None."""
+
+    def __init__(
+        self,
+        status_code: int = 429,
+        detail: str = "",
+        *,
+        title: str = "",
+        type: str = "about:blank",
+        retry_after: Optional[float] = None,
+    ) -> None:
+        super().__init__(status_code, detail, title=title, type=type)
+        self.retry_after = retry_after
+
+
+class TaskFailed(InferenceError):
+    """The task ended with status ``failed``; ``error`` is the server's message."""
+
+    def __init__(self, task_id: str, error: Optional[str]) -> None:
+        self.task_id = task_id
+        self.error = error
+        super().__init__(f"task {task_id} failed: {error or 'no error message'}")
+
+
+class TaskCancelled(InferenceError):
+    """The task ended with status ``cancelled``."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(f"task {task_id} was cancelled")
+
+
+class StreamTimeout(InferenceError, TimeoutError):
+    """The total deadline given as ``timeout=`` (seconds since the call) passed."""
+
+    def __init__(self, timeout: float, task_id: Optional[str] = None) -> None:
+        self.timeout = timeout
+        self.task_id = task_id
+        where = f" (task {task_id})" if task_id else ""
+        super().__init__(f"no result within the {timeout:g} s timeout{where}")
+
+
+class Cancelled(InferenceError):
+    """The ``CancelToken`` passed as ``cancel=`` was cancelled (the seed's AbortError)."""
+
+    def __init__(self, task_id: Optional[str] = None) -> None:
+        self.task_id = task_id
+        where = f" (task {task_id})" if task_id else ""
+        super().__init__(f"cancelled by the caller{where}")
+
+
+class ConnectionLost(InferenceError):
+    """Reconnecting failed too many times in a row.
+
+    ``last_event_id`` is the id of the last event handed to the caller (None if
+    none was); pass it to ``client.tasks.stream(task_id, last_event_id=...)`` to
+    pick the stream up again later without loss.
+    """
+
+    def __init__(self, reason: str, *, task_id: Optional[str], last_event_id: Optional[int]) -> None:
+        self.task_id = task_id
+        self.last_event_id = last_event_id
+        self.reason = reason
+        super().__init__(
+            f"stream of {task_id or 'the request'} lost after retries (last event id {last_event_id}): {reason}"
+        )
+
+
+class ProtocolError(InferenceError):
+    """The server broke the wire protocol (PROTOCOL.md); the stream is not resumed.
+
+    ``event_id`` names the offending event when it has one.
+    """
+
+    def __init__(self, message: str, *, event_id: Optional[str] = None) -> None:
+        self.event_id = event_id
+        where = f" (event id {event_id!r})" if event_id is not None else ""
+        super().__init__(message + where)
+
+
+class AgentError(InferenceError):
+    """An agent turn ended with status ``failed``; ``error`` is the server's message."""
+
+    def __init__(self, chat_id: str, error: Optional[str]) -> None:
+        self.chat_id = chat_id
+        self.error = error
+        super().__init__(f"agent turn in chat {chat_id} failed: {error or 'no error message'}")

@@ -1,0 +1,306 @@
+"""``Client`` and ``inference()``: the SDK's front door.
+
+A client owns one pooled ``requests.Session`` (reused by every call, safe to
+share between threads) and builds requests, while ``_transport`` moves bytes,
+``_stream`` follows event streams and ``_watchdog`` enforces deadlines and
+cancellation.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Optional, Union, overload
+
+import attrs
+
+from ._errors import UsageError
+from ._sse import DEFAULT_MAX_EVENT_BYTES
+from ._stream import TaskStream, _StreamState
+from ._transport import DEFAULT_BASE_URL, Transport, normalise_base_url, quote_id
+from ._watchdog import CancelToken, _Abort
+from .models import Task
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from typing_extensions import Literal
+
+__all__ = ["Client", "Settings", "Tasks", "inference"]
+
+
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise UsageError(f"{attribute.name} must be a positive number, not {value!r}")
+
+
+def _count(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UsageError(f"{attribute.name} must be a whole number >= 0, not {value!r}")
+
+
+@attrs.frozen
+class Settings:
+    """A client's configuration (everything but the API key). Times are seconds.
+
+    ``heartbeat_interval``: the server's heartbeat period (PROTOCOL.md: 15 s);
+    a read is idle, and so a drop, after ``idle_factor`` × that with no byte.
+    ``max_retries``: retries of one call on 408/429/5xx/network errors.
+    ``max_reconnects``: stream reconnects in a row that deliver no new event
+    before ``ConnectionLost``. Waits are max(server delay, exponential backoff
+    from ``backoff_initial`` up to ``backoff_max``, with jitter), never above
+    ``max_retry_delay``. ``max_event_bytes``: the cap on one event (bytes).
+    ``pool_maxsize``: connections kept per host (raise it for many parallel streams).
+    """
+
+    base_url: str = attrs.field(default=DEFAULT_BASE_URL, converter=normalise_base_url)
+    connect_timeout: float = attrs.field(default=10.0, validator=_positive)
+    request_timeout: float = attrs.field(default=60.0, validator=_positive)
+    heartbeat_interval: float = attrs.field(default=15.0, validator=_positive)
+    idle_factor: float = attrs.field(default=2.0, validator=_positive)
+    max_retries: int = attrs.field(default=5, validator=_count)
+    max_reconnects: int = attrs.field(default=5, validator=_count)
+    backoff_initial: float = attrs.field(default=0.25, validator=_positive)
+    backoff_max: float = attrs.field(default=8.0, validator=_positive)
+    max_retry_delay: float = attrs.field(default=60.0, validator=_positive)
+    max_event_bytes: int = attrs.field(default=DEFAULT_MAX_EVENT_BYTES, validator=_positive)
+    pool_maxsize: int = attrs.field(default=64, validator=_positive)
+
+    @property
+    def idle_timeout(self) -> float:
+        """Seconds without a byte after which a stream read counts as a drop."""
+        return self.heartbeat_interval * self.idle_factor
+
+
+def _run_body(config: Any) -> dict[str, Any]:
+    if not isinstance(config, Mapping):
+        raise UsageError(f"config must be a mapping like {{'app': ..., 'input': {{...}}}}, not {type(config).__name__}")
+    app = config.get("app")
+    if not isinstance(app, str) or not app.strip():
+        raise UsageError("config['app'] must be a non-empty string such as 'infsh/flux-schnell'")
+    body = dict(config)
+    body.setdefault("input", {})
+    if not isinstance(body["input"], Mapping):
+        raise UsageError(f"config['input'] must be a mapping, not {type(body['input']).__name__}")
+    if "setup" in body and body["setup"] is not None and not isinstance(body["setup"], Mapping):
+        raise UsageError(f"config['setup'] must be a mapping, not {type(body['setup']).__name__}")
+    body["input"] = dict(body["input"])
+    return body
+
+
+class Tasks:
+    """Calls on existing tasks by id: ``client.tasks.get/cancel/stream``."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def get(self, task_id: str, *, timeout: Optional[float] = None) -> Task:
+        """``GET /tasks/{id}`` → ``Task``. Raises ``NotFoundError`` for an unknown id."""
+        return Task.from_wire(self._client._call("GET", f"/tasks/{quote_id(task_id, 'task_id')}", timeout=timeout))
+
+    def cancel(self, task_id: str, *, timeout: Optional[float] = None) -> Task:
+        """``POST /tasks/{id}/cancel`` → the cancelled ``Task``.
+
+        Raises ``ConflictError`` (409) when the task had already finished.
+        """
+        path = f"/tasks/{quote_id(task_id, 'task_id')}/cancel"
+        return Task.from_wire(self._client._call("POST", path, timeout=timeout, retry=False))
+
+    def stream(
+        self,
+        task_id: str,
+        last_event_id: Optional[int] = None,
+        *,
+        timeout: Optional[float] = None,
+        cancel: Optional[CancelToken] = None,
+        cancel_task_on_abort: bool = False,
+    ) -> TaskStream:
+        """Follow an existing task; with ``last_event_id`` only the updates after it.
+
+        Returns a ``TaskStream`` (nothing is sent until it is iterated).
+        ``timeout`` (seconds) and ``cancel`` work as for ``Client.run``.
+        """
+        quote_id(task_id, "task_id")
+        if last_event_id is not None and (
+            isinstance(last_event_id, bool) or not isinstance(last_event_id, int) or last_event_id < 0
+        ):
+            raise UsageError(f"last_event_id must be an int >= 0 or None, not {last_event_id!r}")
+        scope = _Abort(timeout, cancel)
+        scope.task_id = task_id
+        return self._client._stream(task_id, scope, last_event_id, cancel_task_on_abort)
+
+
+class Client:
+    """A client of the inference.sh API (or any server speaking PROTOCOL.md).
+
+    ``api_key`` falls back to ``INFERENCE_API_KEY`` and ``base_url`` to
+    ``INFERENCE_BASE_URL``, then ``https://api.inference.sh``. Further keyword
+    arguments are ``Settings`` fields. Usable as a context manager; ``close()``
+    releases the pooled connections. Thread-safe: many runs may share one client.
+    """
+
+    def __init__(self, api_key: Optional[str] = None, base_url: Optional[str] = None, **settings: Any) -> None:
+        if api_key is None:
+            api_key = os.environ.get("INFERENCE_API_KEY") or None
+        if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
+            raise UsageError("api_key must be a non-empty string")
+        if base_url is None:
+            base_url = os.environ.get("INFERENCE_BASE_URL") or DEFAULT_BASE_URL
+        try:
+            self.settings = Settings(base_url=base_url, **settings)
+        except TypeError as exc:
+            raise UsageError(str(exc)) from None
+        self._api_key = api_key
+        self._transport = self._make_transport()
+        self.tasks = Tasks(self)
+
+    def _make_transport(self) -> Transport:
+        s = self.settings
+        return Transport(
+            api_key=self._api_key,
+            base_url=s.base_url,
+            pool_maxsize=s.pool_maxsize,
+            connect_timeout=s.connect_timeout,
+            request_timeout=s.request_timeout,
+            max_retries=s.max_retries,
+            backoff_initial=s.backoff_initial,
+            backoff_max=s.backoff_max,
+            max_retry_delay=s.max_retry_delay,
+        )
+
+    @property
+    def base_url(self) -> str:
+        """The server's base URL, without a trailing slash."""
+        return self.settings.base_url
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "none"
+        return f"<inferencesh.Client base_url={self.base_url!r} api_key={key}>"
+
+    # -- running ----------------------------------------------------------
+
+    @overload
+    def run(
+        self,
+        config: Mapping[str, Any],
+        *,
+        wait: bool = ...,
+        stream: Literal[False] = ...,
+        timeout: Optional[float] = ...,
+        cancel: Optional[CancelToken] = ...,
+        cancel_task_on_abort: bool = ...,
+        progress: bool = ...,
+    ) -> Task: ...
+
+    @overload
+    def run(
+        self,
+        config: Mapping[str, Any],
+        *,
+        wait: bool = ...,
+        stream: Literal[True],
+        timeout: Optional[float] = ...,
+        cancel: Optional[CancelToken] = ...,
+        cancel_task_on_abort: bool = ...,
+        progress: bool = ...,
+    ) -> TaskStream: ...
+
+    def run(
+        self,
+        config: Mapping[str, Any],
+        *,
+        wait: bool = True,
+        stream: bool = False,
+        timeout: Optional[float] = None,
+        cancel: Optional[CancelToken] = None,
+        cancel_task_on_abort: bool = False,
+        progress: bool = False,
+    ) -> Union[Task, TaskStream]:
+        """Start a task: ``config`` is ``{"app": str, "input": {...}, "setup"?: {...}}``.
+
+        * default: blocks until the task is terminal and returns the ``Task``;
+          raises ``TaskFailed`` / ``TaskCancelled`` for those outcomes;
+        * ``wait=False``: returns the ``Task`` as accepted (``id``, ``status``);
+        * ``stream=True``: returns a ``TaskStream`` of ``TaskUpdate`` objects.
+
+        ``timeout`` is one total deadline in seconds from this call, over the
+        POST, the reads, reconnects and backoff waits: ``StreamTimeout`` when it
+        passes. ``cancel`` is a ``CancelToken``: ``Cancelled`` when it fires.
+        ``cancel_task_on_abort`` also cancels the task on the server after a
+        timeout, a cancel or Ctrl-C. ``progress`` shows a live bar (tqdm).
+        ``POST /apps/run`` carries a fresh ``Idempotency-Key`` that its retries
+        reuse, so a lost answer never starts a second task. Raises
+        ``UsageError`` for a bad config and ``APIError`` subclasses for error
+        answers (``NotFoundError`` for an unknown app).
+        """
+        body = _run_body(config)
+        scope = _Abort(timeout, cancel)
+        try:
+            data = self._transport.call(
+                "POST", "/apps/run", scope=scope, body=body, headers={"Idempotency-Key": uuid.uuid4().hex}
+            )
+            task = Task.from_wire(data)
+        except BaseException:
+            scope.close()
+            raise
+        scope.task_id = task.id
+        if not stream and not wait:
+            scope.close()
+            return task
+        updates = self._stream(task.id, scope, None, cancel_task_on_abort)
+        if progress:
+            from .progress import follow
+
+            updates = follow(updates)
+        if stream:
+            return updates
+        with updates:
+            for _ in updates:
+                pass
+        final = updates._state.final_task or self.tasks.get(task.id, timeout=scope.remaining())
+        return final.raise_for_status()
+
+    def _stream(
+        self, task_id: str, scope: _Abort, last_event_id: Optional[int], cancel_task_on_abort: bool
+    ) -> TaskStream:
+        state = _StreamState(
+            self._transport,
+            task_id,
+            scope,
+            last_event_id=last_event_id,
+            max_reconnects=self.settings.max_reconnects,
+            idle_timeout=self.settings.idle_timeout,
+            max_event_bytes=self.settings.max_event_bytes,
+            cancel_task_on_abort=cancel_task_on_abort,
+        )
+        return TaskStream(state)
+
+    def _call(self, method: str, path: str, *, timeout: Optional[float] = None, retry: bool = True) -> Any:
+        scope = _Abort(timeout)
+        try:
+            return self._transport.call(method, path, scope=scope, retry=retry)
+        finally:
+            scope.close()
+
+    # -- lifetime ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the pooled connections. Streams still open keep working until closed."""
+        self._transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+def inference(api_key: Optional[str] = None, base_url: Optional[str] = None, **settings: Any) -> Client:
+    """Make a ``Client`` (the seed's ``inference({apiKey})``); same arguments as ``Client``."""
+    return Client(api_key=api_key, base_url=base_url, **settings)

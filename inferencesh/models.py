@@ -1,0 +1,305 @@
+"""Typed, immutable data the SDK hands out: task statuses, updates, tasks, agent events.
+
+Every class is a frozen, slotted attrs class; wire values are converted at the
+edge (``TaskStatus.from_wire``, ``Progress.from_wire``), so user code never
+sees raw JSON shapes. Field meanings follow PROTOCOL.md ("Task" and
+"Task event stream").
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Optional, Union
+
+import attrs
+
+from ._errors import ProtocolError, TaskCancelled, TaskFailed
+
+__all__ = [
+    "Done",
+    "Message",
+    "Progress",
+    "Reply",
+    "Task",
+    "TaskStatus",
+    "TaskUpdate",
+    "ToolCall",
+]
+
+
+class TaskStatus(str, enum.Enum):
+    """A task's status: a ``str`` enum, so ``status == "running"`` works.
+
+    ``.code`` is the integer wire code of PROTOCOL.md (``RUNNING.code == 7``);
+    ``UNKNOWN`` (``.code is None``) stands for any code or name the SDK does
+    not know, which is not an error.
+    """
+
+    RECEIVED = "received"
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    PREPARING = "preparing"
+    SERVING = "serving"
+    SETTING_UP = "setting_up"
+    RUNNING = "running"
+    UPLOADING = "uploading"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @property
+    def code(self) -> Optional[int]:
+        """The integer wire code (1–12), or None for ``UNKNOWN``."""
+        return _CODE_BY_STATUS.get(self)
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for completed, failed and cancelled."""
+        return self in _TERMINAL
+
+    @classmethod
+    def from_wire(cls, value: Union[int, str, TaskStatus, None]) -> TaskStatus:
+        """Map a wire value (an int code or a lowercase name) to a status; unknown → ``UNKNOWN``."""
+        if isinstance(value, TaskStatus):
+            return value
+        if isinstance(value, bool):
+            return cls.UNKNOWN
+        if isinstance(value, int):
+            return _STATUS_BY_CODE.get(value, cls.UNKNOWN)
+        if isinstance(value, str):
+            return _STATUS_BY_NAME.get(value.strip().lower(), cls.UNKNOWN)
+        return cls.UNKNOWN
+
+
+_CODE_BY_STATUS = {
+    TaskStatus.RECEIVED: 1,
+    TaskStatus.QUEUED: 2,
+    TaskStatus.SCHEDULED: 3,
+    TaskStatus.PREPARING: 4,
+    TaskStatus.SERVING: 5,
+    TaskStatus.SETTING_UP: 6,
+    TaskStatus.RUNNING: 7,
+    TaskStatus.UPLOADING: 8,
+    TaskStatus.COMPLETED: 10,
+    TaskStatus.FAILED: 11,
+    TaskStatus.CANCELLED: 12,
+}
+_STATUS_BY_CODE = {code: status for status, code in _CODE_BY_STATUS.items()}
+_STATUS_BY_NAME = {status.value: status for status in _CODE_BY_STATUS}
+_TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+@attrs.frozen
+class Progress:
+    """Progress of a running task: ``current`` of ``total`` steps."""
+
+    current: int
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        """``current / total`` clamped to 0.0–1.0 (0.0 when ``total`` is not positive)."""
+        if self.total <= 0:
+            return 0.0
+        return min(1.0, max(0.0, self.current / self.total))
+
+    @classmethod
+    def from_wire(cls, value: Any) -> Optional[Progress]:
+        """``{"current": int, "total": int}`` → ``Progress``; None → None.
+
+        Raises ``ProtocolError`` for any other shape.
+        """
+        if value is None or isinstance(value, Progress):
+            return value
+        if isinstance(value, dict):
+            current: Any = value.get("current")
+            total: Any = value.get("total")
+            if _is_number(current) and _is_number(total):
+                return cls(int(current), int(total))
+        raise ProtocolError(f"progress is not {{current, total}}: {_excerpt(value)}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _excerpt(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _logs(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (list, tuple)) and all(isinstance(line, str) for line in value):
+        return tuple(value)
+    raise ProtocolError(f"logs is not a list of strings: {_excerpt(value)}")
+
+
+def _optional_str(value: Any, name: str) -> Optional[str]:
+    if value is None or isinstance(value, str):
+        return value
+    raise ProtocolError(f"{name} is not a string: {_excerpt(value)}")
+
+
+@attrs.frozen
+class TaskUpdate:
+    """One event of a task stream (PROTOCOL.md "Task event stream").
+
+    ``event_id`` is the stream's ``id:``; ``logs`` holds only the lines new in
+    this update; ``output`` is set on completed, ``error`` on failed.
+    """
+
+    task_id: str
+    event_id: int
+    status: TaskStatus
+    progress: Optional[Progress] = None
+    logs: tuple[str, ...] = ()
+    partial_output: Any = None
+    output: Any = None
+    error: Optional[str] = None
+    timestamp: Optional[str] = None
+
+    @property
+    def is_terminal(self) -> bool:
+        """True when the status is completed, failed or cancelled."""
+        return self.status.is_terminal
+
+    @classmethod
+    def from_wire(cls, event_id: int, data: Any) -> TaskUpdate:
+        """Build an update from a decoded TaskUpdate JSON object.
+
+        Raises ``ProtocolError`` when ``data`` is not an object of that shape.
+        """
+        if not isinstance(data, dict):
+            raise ProtocolError(f"update is not a JSON object: {_excerpt(data)}", event_id=str(event_id))
+        task_id = data.get("task_id")
+        if not isinstance(task_id, str):
+            raise ProtocolError("update has no task_id string", event_id=str(event_id))
+        try:
+            return cls(
+                task_id,
+                event_id,
+                TaskStatus.from_wire(data.get("status")),
+                Progress.from_wire(data.get("progress")),
+                _logs(data.get("logs")),
+                data.get("partial_output"),
+                data.get("output"),
+                _optional_str(data.get("error"), "error"),
+                _optional_str(data.get("timestamp"), "timestamp"),
+            )
+        except ProtocolError as exc:
+            raise ProtocolError(str(exc), event_id=str(event_id)) from None
+
+
+@attrs.frozen
+class Task:
+    """A task as ``GET /tasks/{id}`` returns it (PROTOCOL.md "Task").
+
+    ``output`` returns the output, and raises ``TaskFailed`` when the task
+    failed or ``TaskCancelled`` when it was cancelled; ``raw_output`` never
+    raises.
+    """
+
+    id: str
+    app: str
+    status: TaskStatus
+    input: Any = None
+    raw_output: Any = None
+    error: Optional[str] = None
+    logs: tuple[str, ...] = ()
+    progress: Optional[Progress] = None
+    created_at: Optional[str] = None
+    updated_at: Optional[str] = None
+
+    @property
+    def output(self) -> Any:
+        """The task's output; raises ``TaskFailed`` / ``TaskCancelled`` for those outcomes."""
+        if self.status is TaskStatus.FAILED:
+            raise TaskFailed(self.id, self.error)
+        if self.status is TaskStatus.CANCELLED:
+            raise TaskCancelled(self.id)
+        return self.raw_output
+
+    @property
+    def is_terminal(self) -> bool:
+        """True when the status is completed, failed or cancelled."""
+        return self.status.is_terminal
+
+    def raise_for_status(self) -> Task:
+        """Return the task if it did not fail or get cancelled; else raise ``TaskFailed`` / ``TaskCancelled``."""
+        self.output  # noqa: B018 - the property raises for failed and cancelled tasks
+        return self
+
+    @classmethod
+    def from_wire(cls, data: Any) -> Task:
+        """Build a task from a decoded Task JSON object; ``ProtocolError`` on another shape."""
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise ProtocolError(f"task is not a JSON object with an id: {_excerpt(data)}")
+        app = data.get("app")
+        return cls(
+            data["id"],
+            app if isinstance(app, str) else "",
+            TaskStatus.from_wire(data.get("status")),
+            data.get("input"),
+            data.get("output"),
+            _optional_str(data.get("error"), "error"),
+            _logs(data.get("logs")),
+            Progress.from_wire(data.get("progress")),
+            _optional_str(data.get("created_at"), "created_at"),
+            _optional_str(data.get("updated_at"), "updated_at"),
+        )
+
+
+@attrs.frozen
+class Message:
+    """A chunk of an agent's answer: ``type`` is ``"text"`` or ``"thinking"``."""
+
+    type: str
+    content: str
+    message_id: str = ""
+    event_id: Optional[int] = None
+
+
+@attrs.frozen
+class ToolCall:
+    """The agent asks the client to run tool ``name`` with ``args``; answer with ``submit_tool_result(id, ...)``."""
+
+    id: str
+    name: str
+    args: Any = attrs.field(factory=dict)
+    event_id: Optional[int] = None
+
+
+@attrs.frozen
+class Done:
+    """The end of an agent turn: ``status`` is ``"completed"``, ``"failed"`` or ``"cancelled"``."""
+
+    status: str
+    message_id: str = ""
+    error: Optional[str] = None
+    event_id: Optional[int] = None
+
+
+@attrs.frozen
+class Reply:
+    """The outcome of one agent turn (``Agent.send_message``).
+
+    ``text`` is the whole answer (thinking excluded), ``thinking`` the thinking
+    text, ``tool_calls`` every tool call the turn made, in order.
+    """
+
+    chat_id: str
+    message_id: str
+    text: str
+    thinking: str
+    status: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    error: Optional[str] = None
