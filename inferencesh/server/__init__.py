@@ -1,0 +1,82 @@
+"""The local protocol server: PROTOCOL.md on your machine, with built-in apps and faults.
+
+::
+
+    from inferencesh.server import LocalServer
+
+    with LocalServer(speed=50) as server:       # 127.0.0.1, ephemeral port
+        client = inference(api_key="test", base_url=server.url)
+
+``serve(host, port)`` runs the same server in the foreground (``infsh serve``).
+Needs the ``server`` extra (starlette, uvicorn, sse-starlette, pillow).
+
+Built-in apps (every delay divided by ``speed``): ``infsh/echo``,
+``infsh/flux-schnell`` (``{"prompt", "steps"?}``: the whole status flow, a
+real PNG), ``infsh/sleep`` (``{"seconds"}``, cancellable), ``infsh/fail``
+(``{"message"?}``), ``infsh/count`` (``{"n"}``: n updates at full speed).
+
+Where PROTOCOL.md leaves a choice, this server: answers problem+json with
+``"type": "about:blank"``; sends events with ``\\n`` line ends; sends nothing at
+all (not even ``retry:``) on a stream resumed at the terminal event; keeps
+Idempotency-Keys for the life of the server; answers ``400`` to a
+``Last-Event-ID`` that is not a non-negative integer.
+
+Fault injection
+---------------
+Faults are specs (dicts) given per task in the run input as
+``"_faults": [spec, ...]`` (removed from the input the app sees) and per
+server as ``LocalServer(faults=[...])`` (armed on every task). Every spec has
+a ``"kind"`` and an optional ``"times"``: how many times it fires, counted
+per task (default 1; -1 = every time). ``"after": k`` counts the events sent
+on one connection, replayed ones included; a connection fault fires once at
+most per connection, and not at all if the terminal event comes first.
+
+==============  ===================================  =======================================
+kind            fields                               on the wire
+==============  ===================================  =======================================
+``close``       ``after``                            after k events the response ends
+                                                     cleanly (terminating chunk)
+``reset``       ``after``                            after k events the TCP connection is
+                                                     aborted with a RST (SO_LINGER 0)
+``cut``         ``after``                            the first half of event k+1's bytes,
+                                                     then a clean end of the response
+``torn``        ``after``                            a chunk header promising all of event
+                                                     k+1, only half of it, then FIN: the
+                                                     chunked framing is broken
+``stall``       ``after``, ``seconds``               after k events nothing at all (no
+                                                     heartbeat) for ``seconds`` real seconds
+                                                     (not divided by speed), then on
+``malformed``   ``after``                            after k events one event with the next
+                                                     id and ``data: {not json``, then a
+                                                     clean end
+``status``      ``code`` (429/500/502/503),          the stream request is answered with
+                ``retry_after``?                     that status (problem+json,
+                                                     ``Retry-After`` when given)
+``overlap``     ``back`` (default 1)                 a stream request with
+                                                     ``Last-Event-ID: n`` replays from
+                                                     ``n - back`` (events the client has)
+``run_status``  ``code`` (429/503), ``retry_after``? ``POST /apps/run`` is answered with that
+                                                     status before any task exists; counted
+                                                     per distinct request body
+``run_drop``    (none)                               ``POST /apps/run`` creates the task
+                                                     (registering its Idempotency-Key), then
+                                                     answers 503; a retry with the same key
+                                                     gets the same task
+==============  ===================================  =======================================
+
+A spec that never fires leaves every exchange exactly as PROTOCOL.md says.
+An invalid spec makes ``POST /apps/run`` answer 422 (``LocalServer`` raises
+``ValueError``). ``Retry-After`` carries the number as given (``1``, ``0.2``).
+
+For tests, a ``LocalServer`` exposes ``open_connections``, ``open_streams``
+and ``requests`` (records of every request: method, path, the
+``Last-Event-ID``, ``Idempotency-Key``, ``Authorization`` and ``User-Agent``
+headers, and the response status).
+"""
+
+from __future__ import annotations
+
+from ._app import RequestRecord, create_app
+from ._runner import LocalServer, serve
+
+__all__ = ["LocalServer", "RequestRecord", "create_app", "serve"]

@@ -1,0 +1,294 @@
+"""The Starlette application: routes, auth, request records, problem+json errors."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, cast
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import _apps
+from ._conn import ConnectionRegistry
+from ._faults import FaultSpec, parse_faults, retry_after_header
+from ._store import Store, Task
+from ._stream import Gauge, SSEResponse, task_stream
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+@dataclass
+class RequestRecord:
+    """One request as the server saw it; ``status`` is None until answered."""
+
+    method: str
+    path: str
+    last_event_id: Optional[str]
+    idempotency_key: Optional[str]
+    authorization: Optional[str]
+    user_agent: Optional[str]
+    status: Optional[int] = None
+
+
+class RequestLog:
+    """Every request a server received, in arrival order; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[RequestRecord] = []
+
+    def append(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def snapshot(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+
+@dataclass
+class ServerState:
+    """What the routes share: settings, tasks, connections, records, gauges."""
+
+    store: Store
+    speed: float
+    heartbeat: float
+    retry_ms: int
+    api_key: Optional[str]
+    registry: ConnectionRegistry
+    requests: RequestLog
+    streams: Gauge
+
+
+def problem(
+    status: int, detail: str, headers: Optional[dict[str, str]] = None
+) -> JSONResponse:
+    """An ``application/problem+json`` answer (RFC 9457) with ``status``."""
+    title = _TITLES.get(status, "Error")
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return JSONResponse(body, status, headers=headers, media_type="application/problem+json")
+
+
+def _fault_answer(spec: FaultSpec) -> JSONResponse:
+    detail = f"injected fault: {spec.kind} {spec.code}"
+    return problem(spec.code, detail, retry_after_header(spec.retry_after))
+
+
+class _Guard:
+    """Outermost ASGI layer: records each request, then checks the API key."""
+
+    def __init__(self, app: ASGIApp, state: ServerState) -> None:
+        self._app = app
+        self._state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        record = RequestRecord(
+            method=scope["method"],
+            path=scope["path"],
+            last_event_id=headers.get("last-event-id"),
+            idempotency_key=headers.get("idempotency-key"),
+            authorization=headers.get("authorization"),
+            user_agent=headers.get("user-agent"),
+        )
+        self._state.requests.append(record)
+
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                record.status = message["status"]
+            await send(message)
+
+        key = self._state.api_key
+        if key is not None:
+            given = headers.get("authorization", "").encode("latin-1")
+            if not hmac.compare_digest(given, b"Bearer " + key.encode("latin-1")):
+                answer = problem(
+                    401, "missing or unknown API key", {"WWW-Authenticate": "Bearer"}
+                )
+                await answer(scope, receive, recording_send)
+                return
+        await self._app(scope, receive, recording_send)
+
+
+def _state(request: Request) -> ServerState:
+    return cast(ServerState, request.app.state.infsh)
+
+
+def _task(request: Request) -> Task:
+    task = _state(request).store.tasks.get(request.path_params["task_id"])
+    if task is None:
+        raise HTTPException(404, "unknown task")
+    return task
+
+
+def _envelope(state: ServerState, task: Task) -> JSONResponse:
+    return JSONResponse({"data": task.to_json(state.store.status_names)})
+
+
+async def run_app(request: Request) -> Response:
+    """``POST /apps/run``: create (or find by Idempotency-Key) a task and start it."""
+    state = _state(request)
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return problem(400, "the request body is not JSON")
+    if not isinstance(body, dict):
+        return problem(422, "the request body must be a JSON object")
+    name, data, setup = body.get("app"), body.get("input"), body.get("setup")
+    if not isinstance(name, str) or not name:
+        return problem(422, "'app' must be a non-empty string")
+    if not isinstance(data, dict):
+        return problem(422, "'input' must be an object")
+    if setup is not None and not isinstance(setup, dict):
+        return problem(422, "'setup' must be an object")
+    try:
+        specs = parse_faults(data.get("_faults"))
+    except ValueError as exc:
+        return problem(422, f"invalid '_faults': {exc}")
+    data = {k: v for k, v in data.items() if k != "_faults"}
+    app = _apps.APPS.get(name)
+    if app is None:
+        return problem(404, f"unknown app {name!r}; built-in apps: {', '.join(_apps.APPS)}")
+    invalid = app.validate(data)
+    if invalid is not None:
+        return problem(422, f"invalid input for {name}: {invalid}")
+
+    store = state.store
+    fault = store.run_fault(json.dumps(body, sort_keys=True), specs)
+    if fault is not None:
+        return _fault_answer(fault)
+    key = request.headers.get("idempotency-key")
+    task = store.by_idempotency_key(key) if key else None
+    if task is None:
+        task = store.create(name, data, setup, specs, key or None)
+        _apps.start(store, task, app, state.speed)
+    drop = task.faults.fire("run_drop")
+    if drop is not None:
+        return problem(503, "injected fault: run_drop (the task was created)")
+    return _envelope(state, task)
+
+
+async def get_task(request: Request) -> Response:
+    """``GET /tasks/{id}``."""
+    return _envelope(_state(request), _task(request))
+
+
+async def cancel_task(request: Request) -> Response:
+    """``POST /tasks/{id}/cancel``: 409 when the task already ended."""
+    state, task = _state(request), _task(request)
+    if not state.store.cancel(task):
+        raise HTTPException(409, f"task {task.id} already ended")
+    return _envelope(state, task)
+
+
+def _last_event_id(request: Request) -> int:
+    raw = request.headers.get("last-event-id")
+    if raw is None or raw.strip() == "":
+        return 0
+    text = raw.strip()
+    if not text.isdigit() or not text.isascii():
+        raise HTTPException(400, f"Last-Event-ID must be a non-negative integer, got {raw!r}")
+    return int(text)
+
+
+async def stream_task(request: Request) -> Response:
+    """``GET /tasks/{id}/stream``: the task's events as SSE, resumable."""
+    state, task = _state(request), _task(request)
+    after = _last_event_id(request)
+    fault = task.faults.fire("status")
+    if fault is not None:
+        return _fault_answer(fault)
+    if "last-event-id" in request.headers:
+        overlap = task.faults.fire("overlap")
+        if overlap is not None:
+            after = max(0, after - overlap.back)
+    client = request.scope.get("client")
+    peer = (str(client[0]), int(client[1])) if client else None
+    events = task_stream(
+        task,
+        state.store,
+        after=after,
+        retry_ms=state.retry_ms,
+        heartbeat=state.heartbeat,
+        registry=state.registry,
+        peer=peer,
+        gauge=state.streams,
+    )
+    return cast(Response, SSEResponse(events))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return problem(exc.status_code, detail, dict(exc.headers or {}))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return problem(500, f"internal error: {type(exc).__name__}")
+
+
+def create_app(
+    *,
+    api_key: Optional[str] = None,
+    speed: float = 1.0,
+    heartbeat: float = 15.0,
+    retry_ms: int = 1000,
+    faults: Optional[Sequence[dict[str, Any]]] = None,
+    status_names: bool = False,
+) -> Starlette:
+    """The ASGI app of the local server (see ``LocalServer`` for the arguments).
+
+    Its shared state is ``app.state.infsh`` (a ``ServerState``). Raises
+    ``ValueError`` for a bad fault spec or a non-positive speed/heartbeat.
+    """
+    if speed <= 0 or heartbeat <= 0:
+        raise ValueError("speed and heartbeat must be > 0")
+    state = ServerState(
+        store=Store(faults=parse_faults(list(faults or [])), status_names=status_names),
+        speed=speed,
+        heartbeat=heartbeat,
+        retry_ms=int(retry_ms),
+        api_key=api_key,
+        registry=ConnectionRegistry(),
+        requests=RequestLog(),
+        streams=Gauge(),
+    )
+    app = Starlette(
+        routes=[
+            Route("/apps/run", run_app, methods=["POST"]),
+            Route("/tasks/{task_id}", get_task, methods=["GET"]),
+            Route("/tasks/{task_id}/cancel", cancel_task, methods=["POST"]),
+            Route("/tasks/{task_id}/stream", stream_task, methods=["GET"]),
+        ],
+        middleware=[Middleware(_Guard, state=state)],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+    app.state.infsh = state
+    return app

@@ -1,0 +1,206 @@
+"""The built-in apps: deterministic stand-ins for real inference apps.
+
+An app is an input validator plus a coroutine that reports progress through
+an ``AppContext`` and returns the output (or raises ``AppFailure``). Every
+delay an app asks for is divided by the server's ``speed``.
+
+=====================  =====================================================
+``infsh/echo``         output = input, at once
+``infsh/flux-schnell`` ``{"prompt", "steps"?=8}``: every status from received
+                       to completed, logs, progress and previews per step,
+                       ``{"image": "data:image/png;base64,..."}`` (~3.7 s)
+``infsh/sleep``        ``{"seconds"}``: running, one progress tick per second
+``infsh/fail``         ``{"message"?}``: a few log lines, then failed
+``infsh/count``        ``{"n"}``: n running updates at full speed, then completed
+=====================  =====================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from . import _png
+from ._store import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PREPARING,
+    QUEUED,
+    RUNNING,
+    SCHEDULED,
+    SERVING,
+    SETTING_UP,
+    UPLOADING,
+    Store,
+    Task,
+)
+
+
+class AppFailure(Exception):
+    """Raised by an app to end its task as failed with this message."""
+
+
+class AppContext:
+    """What a running app sees: scaled sleeps and a way to report changes."""
+
+    def __init__(self, store: Store, task: Task, speed: float) -> None:
+        self._store = store
+        self._task = task
+        self._speed = speed
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of app time (``seconds / speed`` real seconds)."""
+        await asyncio.sleep(seconds / self._speed)
+
+    def emit(self, **change: Any) -> None:
+        """Report one change (``status``, ``progress``, ``logs``, ``partial_output``)."""
+        self._store.update(self._task, **change)
+
+
+Validator = Callable[[Mapping[str, Any]], Optional[str]]
+Runner = Callable[[AppContext, dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class App:
+    """A built-in app: ``validate`` returns an error text for a bad input."""
+
+    name: str
+    validate: Validator
+    run: Runner
+
+
+def _any_input(data: Mapping[str, Any]) -> str | None:
+    return None
+
+
+async def _echo(ctx: AppContext, data: dict[str, Any]) -> Any:
+    ctx.emit(status=RUNNING, logs=["Echoing the input"])
+    return data
+
+
+def _check_flux(data: Mapping[str, Any]) -> str | None:
+    if not isinstance(data.get("prompt"), str):
+        return "'prompt' must be a string"
+    steps = data.get("steps", 8)
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 100:
+        return "'steps' must be an integer from 1 to 100"
+    return None
+
+
+async def _flux(ctx: AppContext, data: dict[str, Any]) -> Any:
+    prompt: str = data["prompt"]
+    steps: int = data.get("steps", 8)
+    ctx.emit(status=QUEUED, logs=["Queued for a local GPU"])
+    await ctx.sleep(0.2)
+    ctx.emit(status=SCHEDULED, logs=["Scheduled on worker local-0"])
+    await ctx.sleep(0.2)
+    ctx.emit(status=PREPARING, logs=["Preparing environment"])
+    await ctx.sleep(0.3)
+    ctx.emit(status=SERVING, logs=["Starting app server"])
+    await ctx.sleep(0.2)
+    ctx.emit(status=SETTING_UP, logs=["Loading model black-forest-labs/FLUX.1-schnell"])
+    await ctx.sleep(0.5)
+    image = _png.draw(prompt)
+    ctx.emit(
+        status=RUNNING,
+        logs=["Model loaded", f"Generating {steps} steps"],
+        progress={"current": 0, "total": steps},
+    )
+    for step in range(1, steps + 1):
+        await ctx.sleep(0.25)
+        ctx.emit(
+            progress={"current": step, "total": steps},
+            logs=[f"Step {step}/{steps}"],
+            partial_output={"step": step, "preview": _png.preview(image, step, steps)},
+        )
+    ctx.emit(status=UPLOADING, logs=["Uploading image"])
+    await ctx.sleep(0.3)
+    return {"image": _png.data_url(_png.png_bytes(image))}
+
+
+def _check_sleep(data: Mapping[str, Any]) -> str | None:
+    seconds = data.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return "'seconds' must be a number from 0 to 86400"
+    if not 0 <= seconds <= 86400:
+        return "'seconds' must be a number from 0 to 86400"
+    return None
+
+
+async def _sleep(ctx: AppContext, data: dict[str, Any]) -> Any:
+    seconds: float = data["seconds"]
+    ticks = max(1, math.ceil(seconds))
+    ctx.emit(status=RUNNING, logs=[f"Sleeping for {seconds} s"], progress={"current": 0, "total": ticks})
+    for tick in range(1, ticks + 1):
+        await ctx.sleep(seconds / ticks)
+        ctx.emit(progress={"current": tick, "total": ticks})
+    return {"slept": seconds}
+
+
+def _check_fail(data: Mapping[str, Any]) -> str | None:
+    if not isinstance(data.get("message", ""), str):
+        return "'message' must be a string"
+    return None
+
+
+async def _fail(ctx: AppContext, data: dict[str, Any]) -> Any:
+    ctx.emit(status=RUNNING, logs=["Starting job", "Processing input"])
+    await ctx.sleep(0.1)
+    ctx.emit(logs=["Something went wrong"])
+    await ctx.sleep(0.1)
+    raise AppFailure(data.get("message") or "Simulated failure")
+
+
+def _check_count(data: Mapping[str, Any]) -> str | None:
+    n = data.get("n")
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 10_000_000:
+        return "'n' must be an integer from 0 to 10000000"
+    return None
+
+
+async def _count(ctx: AppContext, data: dict[str, Any]) -> Any:
+    n: int = data["n"]
+    for current in range(1, n + 1):
+        ctx.emit(status=RUNNING, progress={"current": current, "total": n})
+        if current % 256 == 0:
+            await asyncio.sleep(0)  # let streams and other requests run
+    return {"n": n}
+
+
+APPS: dict[str, App] = {
+    app.name: app
+    for app in (
+        App("infsh/echo", _any_input, _echo),
+        App("infsh/flux-schnell", _check_flux, _flux),
+        App("infsh/sleep", _check_sleep, _sleep),
+        App("infsh/fail", _check_fail, _fail),
+        App("infsh/count", _check_count, _count),
+    )
+}
+
+
+async def run_task(store: Store, task: Task, app: App, speed: float) -> None:
+    """Run ``app`` for ``task`` to its end: completed, failed, or cancelled."""
+    ctx = AppContext(store, task, speed)
+    try:
+        output = await app.run(ctx, dict(task.input))
+    except asyncio.CancelledError:
+        if not store.stopping:
+            store.update(task, status=CANCELLED, logs=["Task cancelled"])
+        raise
+    except AppFailure as exc:
+        store.update(task, status=FAILED, logs=[f"Error: {exc}"], error=str(exc))
+    except Exception as exc:  # an app bug must still end the task
+        store.update(task, status=FAILED, error=f"internal error: {exc!r}")
+    else:
+        store.update(task, status=COMPLETED, logs=["Done"], output=output)
+
+
+def start(store: Store, task: Task, app: App, speed: float) -> None:
+    """Start ``app`` for ``task`` on the running loop; the handle is ``task.runner``."""
+    task.runner = asyncio.get_running_loop().create_task(run_task(store, task, app, speed))

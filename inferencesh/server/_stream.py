@@ -1,0 +1,160 @@
+"""The bytes of one task event stream: retry, replay, live events, heartbeats, faults.
+
+``task_stream`` is an async generator of raw SSE bytes handed to
+sse-starlette, which only frames them as HTTP chunks. Heartbeats are ours
+(``: ping`` after ``heartbeat`` seconds without a write), so that a stall
+fault can really keep the connection silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from typing import Any, Optional
+
+import anyio
+from sse_starlette.sse import EventSourceResponse
+
+from . import _faults
+from ._conn import ConnectionRegistry
+from ._faults import FaultSpec
+from ._store import Store, Task
+
+#: sse-starlette's own ping interval: never, in practice (we send our own).
+_NO_PING = 10**7
+PING = b": ping\n\n"
+
+
+class Gauge:
+    """A counter of things in progress, readable from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value = 0
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+    def add(self, delta: int) -> None:
+        with self._lock:
+            self._value += delta
+
+
+class SSEResponse(EventSourceResponse):
+    """EventSourceResponse that ignores sse-starlette's process-wide shutdown flag.
+
+    The flag (``AppStatus``) is global and sticky, so it would end the streams
+    of every later server in the process; our servers end their streams
+    themselves on stop.
+    """
+
+    def __init__(self, content: AsyncIterator[bytes], **kwargs: Any) -> None:
+        super().__init__(content, ping=_NO_PING, **kwargs)
+
+    @staticmethod
+    async def _listen_for_exit_signal() -> None:
+        await anyio.sleep_forever()
+
+    @staticmethod
+    async def listen_for_exit_signal() -> None:  # the name in sse-starlette 2.x
+        await anyio.sleep_forever()
+
+
+async def _sleep_unless_stopping(store: Store, seconds: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not store.stopping:
+        left = deadline - loop.time()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(left, 0.05))
+
+
+async def _wait_lost(registry: ConnectionRegistry, peer: Any) -> None:
+    """Wait (bounded) until uvicorn has seen the connection go."""
+    for _ in range(200):
+        if registry.transport(peer) is None:
+            return
+        await asyncio.sleep(0.005)
+
+
+async def task_stream(
+    task: Task,
+    store: Store,
+    *,
+    after: int,
+    retry_ms: int,
+    heartbeat: float,
+    registry: ConnectionRegistry,
+    peer: Optional[tuple[str, int]],
+    gauge: Gauge,
+) -> AsyncIterator[bytes]:
+    """Yield the SSE bytes of ``task``'s events with an id greater than ``after``.
+
+    Starts with ``retry: <retry_ms>``, sends ``: ping`` after ``heartbeat``
+    seconds of silence, ends after the terminal event. When ``after`` is
+    already the terminal event nothing at all is sent. The task's connection
+    faults fire here, counting the events sent on this connection.
+    """
+    gauge.add(1)
+    try:
+        log = task.events
+        if log.closed and after >= log.last_id:
+            return
+        loop = asyncio.get_running_loop()
+        yield b"retry: %d\n\n" % retry_ms
+        last_write = loop.time()
+        faults = task.faults
+        sent = 0
+        position = after
+        due: FaultSpec | None = faults.on_connection(0, False) if faults else None
+        while not store.stopping:
+            if due is not None:
+                spec, due = due, None
+                if spec.kind == "stall":
+                    await _sleep_unless_stopping(store, spec.seconds)
+                    last_write = loop.time()
+                    continue
+                if spec.kind == "malformed":
+                    yield b"id: %d\nevent: update\ndata: {not json\n\n" % (position + 1)
+                elif spec.kind == "reset":
+                    transport = registry.transport(peer)
+                    if transport is not None:
+                        await _faults.reset(transport)
+                        await _wait_lost(registry, peer)
+                return  # "close" ends here too: a clean end of the response
+            pending = log.since(position)
+            for event_id, block in pending:
+                next_fault = faults.on_connection(sent, True) if faults else None
+                if next_fault is not None and next_fault.kind == "cut":
+                    yield block[: len(block) // 2]
+                    return
+                if next_fault is not None and next_fault.kind == "torn":
+                    transport = registry.transport(peer)
+                    if transport is not None:
+                        await _faults.tear(transport, block)
+                        await _wait_lost(registry, peer)
+                    return
+                yield block
+                sent += 1
+                position = event_id
+                last_write = loop.time()
+                if log.closed and position == log.last_id:
+                    return  # that was the terminal event
+                due = faults.on_connection(sent, False) if faults else None
+                if due is not None:
+                    break
+            if pending:
+                continue
+            if log.closed:
+                return
+            idle = loop.time() - last_write
+            if idle >= heartbeat:
+                yield PING
+                last_write = loop.time()
+                continue
+            await log.wait(position, heartbeat - idle)
+    finally:
+        gauge.add(-1)
