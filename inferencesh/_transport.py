@@ -89,8 +89,8 @@ class _Adapter(HTTPAdapter):
 class Retryable(Exception):
     """Internal: a failure worth another attempt; ``error`` is what the caller gets if none is left."""
 
-    def __init__(self, error: Exception, retry_after: Optional[float] = None) -> None:
-        super().__init__(str(error))
+    def __init__(self, error: Exception, retry_after: Optional[float] = None, reason: str = "") -> None:
+        super().__init__(reason or str(error))
         self.error = error
         self.retry_after = retry_after
 
@@ -141,10 +141,16 @@ def _excerpt(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def error_from_response(response: requests.Response, max_retry_delay: float) -> APIError:
-    """Map an error answer to its typed ``APIError`` (problem+json ``detail``, or a body excerpt)."""
+def error_from_response(response: requests.Response, max_retry_delay: float, streamed: bool) -> APIError:
+    """Map an error answer to its typed ``APIError`` (problem+json ``detail``, or a body excerpt).
+
+    Of a ``streamed`` response at most 64 KiB of the body is read.
+    """
     status = response.status_code
-    body = response.raw.read(_ERROR_BODY_LIMIT, decode_content=True) if response.raw else b""
+    if streamed:
+        body = response.raw.read(_ERROR_BODY_LIMIT, decode_content=True)
+    else:
+        body = response.content[:_ERROR_BODY_LIMIT]
     title, detail, type_ = response.reason or "", "", "about:blank"
     try:
         problem = json.loads(body.decode("utf-8", "replace")) if body else None
@@ -213,7 +219,8 @@ def retry_policy(
         retry=tenacity.retry_if_exception_type(Retryable),
         stop=tenacity.stop_after_attempt(attempts),
         wait=_BackoffWait(
-            tenacity.wait_exponential_jitter(initial=backoff_initial, max=backoff_max, jitter=backoff_initial),
+            tenacity.wait_exponential(multiplier=backoff_initial, max=backoff_max)
+            + tenacity.wait_random(0, backoff_initial),
             server_delay,
             max_retry_delay,
         ),
@@ -302,19 +309,16 @@ class Transport:
                     timeout=self._timeout(scope, self.request_timeout if read_timeout is None else read_timeout),
                     allow_redirects=False,
                 )
-        except requests.RequestException as exc:
+        except (requests.RequestException, OSError, ValueError) as exc:
             scope.detach()
             scope.check()
-            raise Retryable(ConnectionLost(_describe(exc), task_id=scope.task_id, last_event_id=None)) from None
-        except (OSError, ValueError) as exc:
-            scope.detach()
-            scope.check()
-            raise Retryable(ConnectionLost(_describe(exc), task_id=scope.task_id, last_event_id=None)) from None
+            reason = _describe(exc)
+            raise Retryable(ConnectionLost(reason, task_id=scope.task_id, last_event_id=None), reason=reason) from None
         if not stream:
             scope.detach()
         if response.status_code >= 400:
             try:
-                error = error_from_response(response, self.max_retry_delay)
+                error = error_from_response(response, self.max_retry_delay, stream)
             except (requests.RequestException, OSError, ValueError) as exc:
                 error = APIError(response.status_code, f"unreadable error body ({_describe(exc)})")
             finally:

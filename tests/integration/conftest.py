@@ -1,0 +1,59 @@
+"""Fixtures for tests against the real local server over real sockets (no HTTP mocks)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, Callable
+
+import pytest
+
+from inferencesh import Client, inference
+from inferencesh.server import LocalServer
+
+SECRET = "inf_s3cr3t_key_that_must_never_leak"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    """One fast local server per test module: short heartbeats and retry delays."""
+    with LocalServer(speed=200, heartbeat=0.5, retry_ms=20) as running:
+        yield running
+
+
+@pytest.fixture()
+def client(server: LocalServer) -> Iterator[Client]:
+    """A client tuned for quick reconnects; idle reads time out after 2 × 0.5 s."""
+    with inference(
+        api_key=SECRET,
+        base_url=server.url,
+        heartbeat_interval=0.5,
+        backoff_initial=0.02,
+        backoff_max=0.2,
+    ) as made:
+        yield made
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is truthy or ``timeout`` seconds passed; returns the last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+
+
+def sdk_threads() -> list[threading.Thread]:
+    """Threads the SDK may have started (the watchdog), to check none is left behind."""
+    return [t for t in threading.enumerate() if t.name.startswith("inferencesh-watchdog")]
+
+
+def flux(prompt: str = "a red fox", **faults: Any) -> dict[str, Any]:
+    """A flux-schnell config, with ``_faults`` when given as ``faults=[...]``."""
+    task_input: dict[str, Any] = {"prompt": prompt}
+    if "faults" in faults:
+        task_input["_faults"] = faults["faults"]
+    return {"app": "infsh/flux-schnell", "input": task_input}

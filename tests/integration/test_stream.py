@@ -1,0 +1,157 @@
+"""The streaming core against the real local server: updates, bookkeeping, release."""
+
+from __future__ import annotations
+
+import base64
+import gc
+import io
+
+import pytest
+from PIL import Image
+
+import inferencesh
+from inferencesh import Client, TaskStatus, TaskUpdate
+from inferencesh.server import LocalServer
+
+from .conftest import flux, wait_until
+
+FLOW = [
+    "received",
+    "queued",
+    "scheduled",
+    "preparing",
+    "serving",
+    "setting_up",
+    "running",
+    "uploading",
+    "completed",
+]
+
+
+def test_stream_yields_typed_updates_in_order(client: Client) -> None:
+    updates = list(client.run(flux(), stream=True))
+    assert all(isinstance(u, TaskUpdate) for u in updates)
+    assert [u.event_id for u in updates] == list(range(1, len(updates) + 1))
+    seen = [s for i, s in enumerate(u.status for u in updates) if i == 0 or updates[i - 1].status != s]
+    assert [str(s) for s in seen] == FLOW
+    last = updates[-1]
+    assert last.is_terminal and last.status == "completed" and last.status is TaskStatus.COMPLETED
+    image = Image.open(io.BytesIO(base64.b64decode(last.output["image"].split(",", 1)[1])))
+    assert image.format == "PNG"
+    running = [u for u in updates if u.status == "running"]
+    assert any(u.progress is not None and 0.0 < u.progress.fraction <= 1.0 for u in running)
+    assert any(u.partial_output is not None for u in running)
+
+
+def test_task_stream_keeps_the_bookkeeping(client: Client) -> None:
+    with client.run(flux(), stream=True) as stream:
+        assert stream.task_id.startswith("tsk_")
+        assert stream.result is None and stream.duration is None
+        collected: list[str] = []
+        for update in stream:
+            collected.extend(update.logs)
+    assert stream.logs == collected and collected
+    assert stream.status is TaskStatus.COMPLETED
+    assert stream.result is not None and stream.result.is_terminal
+    assert stream.duration is not None and stream.duration >= 0
+    assert stream.progress is not None and stream.progress.current == stream.progress.total
+    assert list(stream) == []  # iterated once
+
+
+def test_blocking_run_returns_the_task(client: Client) -> None:
+    task = client.run({"app": "infsh/echo", "input": {"hello": "world"}})
+    assert task.status is TaskStatus.COMPLETED
+    assert task.output == {"hello": "world"}
+
+
+def test_wait_false_returns_at_once(client: Client) -> None:
+    task = client.run({"app": "infsh/sleep", "input": {"seconds": 50}}, wait=False)
+    assert not task.is_terminal
+    assert client.tasks.get(task.id).id == task.id
+    cancelled = client.tasks.cancel(task.id)
+    assert cancelled.status is TaskStatus.CANCELLED
+    with pytest.raises(inferencesh.TaskCancelled):
+        cancelled.output  # noqa: B018
+
+
+def test_failed_task_in_stream_mode_is_not_an_exception(client: Client) -> None:
+    updates = list(client.run({"app": "infsh/fail", "input": {"message": "boom"}}, stream=True))
+    assert updates[-1].status == "failed" and updates[-1].error == "boom"
+
+
+def test_failed_task_in_blocking_mode_raises(client: Client) -> None:
+    with pytest.raises(inferencesh.TaskFailed) as caught:
+        client.run({"app": "infsh/fail", "input": {"message": "boom"}})
+    assert caught.value.error == "boom" and caught.value.task_id.startswith("tsk_")
+
+
+def test_cancel_task_from_the_stream(client: Client) -> None:
+    with client.run({"app": "infsh/sleep", "input": {"seconds": 50}}, stream=True) as stream:
+        for update in stream:
+            if update.status == "running" and update.progress is not None:
+                cancelled = stream.cancel_task()
+                assert cancelled.status is TaskStatus.CANCELLED
+                break
+        assert stream.result is None  # left the loop before the terminal update
+    with pytest.raises(inferencesh.ConflictError):
+        client.tasks.cancel(stream.task_id)
+    with pytest.raises(inferencesh.TaskCancelled):
+        client.tasks.get(stream.task_id).output  # noqa: B018
+
+
+def test_cancel_on_the_server_ends_the_stream_with_a_cancelled_update(client: Client) -> None:
+    with client.run({"app": "infsh/sleep", "input": {"seconds": 50}}, stream=True) as stream:
+        for update in stream:
+            if update.status == "running":
+                client.tasks.cancel(stream.task_id)
+                break
+    rest = list(client.tasks.stream(stream.task_id, last_event_id=stream.last_event_id))
+    assert rest[-1].status is TaskStatus.CANCELLED
+
+
+def test_tasks_stream_resumes_after_an_id(client: Client) -> None:
+    task = client.run(flux(), wait=True)
+    updates = list(client.tasks.stream(task.id, last_event_id=3))
+    assert updates[0].event_id == 4 and updates[-1].is_terminal
+
+
+def test_tasks_stream_at_the_terminal_id_ends_empty(client: Client) -> None:
+    every = list(client.run(flux(), stream=True))
+    stream = client.tasks.stream(every[-1].task_id, last_event_id=every[-1].event_id)
+    assert list(stream) == []
+    assert stream.status is TaskStatus.COMPLETED
+
+
+def test_status_names_from_the_server_are_understood() -> None:
+    with LocalServer(speed=200, status_names=True) as named, inferencesh.inference(base_url=named.url) as client:
+        statuses = [u.status for u in client.run(flux(), stream=True)]
+    assert statuses[-1] is TaskStatus.COMPLETED and TaskStatus.UNKNOWN not in statuses
+
+
+@pytest.mark.parametrize("how", ["break", "close", "with", "gc"])
+def test_leaving_early_releases_the_connection(server: LocalServer, client: Client, how: str) -> None:
+    baseline = server.open_streams
+    config = {"app": "infsh/sleep", "input": {"seconds": 30}}
+    if how == "break":
+        for update in client.run(config, stream=True):
+            if update.status == "running":
+                break
+    elif how == "close":
+        stream = client.run(config, stream=True)
+        next(stream)
+        stream.close()
+    elif how == "with":
+        with client.run(config, stream=True) as stream:
+            next(stream)
+    else:
+        stream = client.run(config, stream=True)
+        next(stream)
+        del stream
+        gc.collect()
+    assert wait_until(lambda: server.open_streams <= baseline, timeout=3.0)
+
+
+def test_the_client_is_reusable_after_many_streams(server: LocalServer, client: Client) -> None:
+    for _ in range(20):
+        assert list(client.run({"app": "infsh/echo", "input": {}}, stream=True))[-1].is_terminal
+    assert wait_until(lambda: server.open_streams == 0)
