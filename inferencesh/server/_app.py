@@ -84,9 +84,7 @@ class ServerState:
     streams: Gauge
 
 
-def problem(
-    status: int, detail: str, headers: Optional[dict[str, str]] = None
-) -> JSONResponse:
+def problem(status: int, detail: str, headers: Optional[dict[str, str]] = None) -> JSONResponse:
     """An ``application/problem+json`` answer (RFC 9457) with ``status``."""
     title = _TITLES.get(status, "Error")
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
@@ -129,9 +127,7 @@ class _Guard:
         if key is not None:
             given = headers.get("authorization", "").encode("latin-1")
             if not hmac.compare_digest(given, b"Bearer " + key.encode("latin-1")):
-                answer = problem(
-                    401, "missing or unknown API key", {"WWW-Authenticate": "Bearer"}
-                )
+                answer = problem(401, "missing or unknown API key", {"WWW-Authenticate": "Bearer"})
                 await answer(scope, receive, recording_send)
                 return
         await self._app(scope, receive, recording_send)
