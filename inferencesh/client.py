@@ -17,7 +17,7 @@ import attrs
 
 from ._errors import UsageError
 from ._sse import DEFAULT_MAX_EVENT_BYTES
-from ._stream import TaskStream, _StreamState
+from ._stream import TaskStream, open_task_stream
 from ._transport import DEFAULT_BASE_URL, Transport, normalise_base_url, quote_id
 from ._watchdog import CancelToken, _Abort
 from .models import Task
@@ -258,13 +258,13 @@ class Client:
         with updates:
             for _ in updates:
                 pass
-        final = updates._state.final_task or self.tasks.get(task.id, timeout=scope.remaining())
+        final = updates.final_task or self.tasks.get(task.id, timeout=scope.remaining())
         return final.raise_for_status()
 
     def _stream(
         self, task_id: str, scope: _Abort, last_event_id: Optional[int], cancel_task_on_abort: bool
     ) -> TaskStream:
-        state = _StreamState(
+        return open_task_stream(
             self._transport,
             task_id,
             scope,
@@ -274,7 +274,6 @@ class Client:
             max_event_bytes=self.settings.max_event_bytes,
             cancel_task_on_abort=cancel_task_on_abort,
         )
-        return TaskStream(state)
 
     def _call(self, method: str, path: str, *, timeout: Optional[float] = None, retry: bool = True) -> Any:
         scope = _Abort(timeout)

@@ -31,8 +31,7 @@ class _Followed(TaskStream):
     """A ``TaskStream`` that draws each update on a bar as it passes through."""
 
     def __init__(self, inner: TaskStream, force: Optional[bool]) -> None:
-        super().__init__(inner._state)
-        inner._gen = None  # the reading generator now belongs to this stream
+        super().__init__(*inner._take_over())
         self._bar: Any = None
         self._enabled = _wants_bar(force)
 
