@@ -19,12 +19,15 @@ from ._errors import (
 from ._stream import TaskStream
 from ._version import __version__
 from ._watchdog import CancelToken
+from .agent import Agent, AgentStream
 from .client import Client, Settings, Tasks, inference
 from .models import Done, Message, Progress, Reply, Task, TaskStatus, TaskUpdate, ToolCall
 
 __all__ = [
     "APIError",
+    "Agent",
     "AgentError",
+    "AgentStream",
     "AuthenticationError",
     "CancelToken",
     "Cancelled",

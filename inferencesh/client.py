@@ -20,6 +20,7 @@ from ._sse import DEFAULT_MAX_EVENT_BYTES
 from ._stream import TaskStream, open_task_stream
 from ._transport import DEFAULT_BASE_URL, Transport, normalise_base_url, quote_id
 from ._watchdog import CancelToken, _Abort
+from .agent import Agent
 from .models import Task
 
 if TYPE_CHECKING:
@@ -281,6 +282,20 @@ class Client:
             return self._transport.call(method, path, scope=scope, retry=retry)
         finally:
             scope.close()
+
+    def _call_json(self, method: str, path: str, body: Any, *, timeout: float = 30.0) -> Any:
+        """A POST with a JSON body that is not retried (its effect may not be repeatable)."""
+        scope = _Abort(timeout)
+        try:
+            return self._transport.call(method, path, scope=scope, body=body, retry=False)
+        finally:
+            scope.close()
+
+    # -- agents -----------------------------------------------------------
+
+    def agent(self, ref: str, *, chat_id: Optional[str] = None) -> Agent:
+        """An ``Agent`` for ``ref`` (``"org/name@version"``), optionally continuing ``chat_id``."""
+        return Agent(self, ref, chat_id)
 
     # -- lifetime ---------------------------------------------------------
 
