@@ -204,10 +204,10 @@ async def cancel_task(request: Request) -> Response:
     return _envelope(state, task)
 
 
-def _last_event_id(request: Request) -> int:
+def _last_event_id(request: Request) -> int | None:
     raw = request.headers.get("last-event-id")
     if raw is None or raw.strip() == "":
-        return 0
+        return None
     text = raw.strip()
     if not text.isdigit() or not text.isascii():
         raise HTTPException(400, f"Last-Event-ID must be a non-negative integer, got {raw!r}")
@@ -217,14 +217,15 @@ def _last_event_id(request: Request) -> int:
 async def stream_task(request: Request) -> Response:
     """``GET /tasks/{id}/stream``: the task's events as SSE, resumable."""
     state, task = _state(request), _task(request)
-    after = _last_event_id(request)
+    last_event_id = _last_event_id(request)
     fault = task.faults.fire("status")
     if fault is not None:
         return _fault_answer(fault)
-    if "last-event-id" in request.headers:
+    after = last_event_id or 0
+    if last_event_id is not None:
         overlap = task.faults.fire("overlap")
         if overlap is not None:
-            after = max(0, after - overlap.back)
+            after = max(0, last_event_id - overlap.back)
     client = request.scope.get("client")
     peer = (str(client[0]), int(client[1])) if client else None
     events = task_stream(
@@ -262,10 +263,12 @@ def create_app(
     """The ASGI app of the local server (see ``LocalServer`` for the arguments).
 
     Its shared state is ``app.state.infsh`` (a ``ServerState``). Raises
-    ``ValueError`` for a bad fault spec or a non-positive speed/heartbeat.
+    ``ValueError`` for a bad fault spec, a non-positive speed or heartbeat, or
+    a negative retry_ms. Streams end on their own only when ``store.shutdown()``
+    is called, which ``LocalServer`` and ``serve`` do on stop.
     """
-    if speed <= 0 or heartbeat <= 0:
-        raise ValueError("speed and heartbeat must be > 0")
+    if speed <= 0 or heartbeat <= 0 or retry_ms < 0:
+        raise ValueError("speed and heartbeat must be > 0, retry_ms >= 0")
     state = ServerState(
         store=Store(faults=parse_faults(list(faults or [])), status_names=status_names),
         speed=speed,

@@ -69,10 +69,14 @@ class EventLog(Generic[T]):
             raise IndexError(event_id)
         return self._items[event_id - 1]
 
-    def since(self, after: int) -> list[tuple[int, T]]:
-        """Every event with an id greater than ``after``, as ``(id, item)`` in order."""
+    def since(self, after: int, limit: int | None = None) -> list[tuple[int, T]]:
+        """The events with an id greater than ``after``, as ``(id, item)`` in order.
+
+        At most ``limit`` of them when given.
+        """
         start = max(after, 0)
-        return [(i + 1, item) for i, item in enumerate(self._items[start:], start)]
+        stop = None if limit is None else start + limit
+        return [(i + 1, item) for i, item in enumerate(self._items[start:stop], start)]
 
     async def wait(self, after: int, timeout: float | None = None) -> bool:
         """Wait until an event with id > ``after`` exists or the log is closed.

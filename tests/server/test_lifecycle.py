@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 import pytest
 import requests
 
@@ -112,3 +115,47 @@ def test_start_twice_and_url_before_start() -> None:
 def test_busy_port_raises() -> None:
     with LocalServer() as server, pytest.raises(OSError):
         LocalServer(port=server.port).start()
+
+
+def test_serve_runs_in_the_foreground_until_ctrl_c() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = (
+        "from inferencesh.server import serve; "
+        f"serve('127.0.0.1', {port}, speed=1000, heartbeat=0.1, log_level='warning'); "
+        "print('returned')"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert _wait_for(lambda: _accepts(port), timeout=20)
+        task = run(url, "infsh/sleep", {"seconds": 86400})
+        opened: list[object] = []
+        reader = threading.Thread(
+            target=lambda: opened.append(read_stream(url, task["id"], timeout=10))
+        )
+        reader.start()
+        time.sleep(0.2)
+        interrupted = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=10)
+        reader.join(5)
+        assert time.monotonic() - interrupted < 2.0
+        assert child.returncode == 0, err
+        assert out.strip() == b"returned"
+        assert opened and not reader.is_alive()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -18,7 +19,7 @@ def server() -> Iterator[LocalServer]:
         yield srv
 
 
-def _run(server: LocalServer, data: dict[str, object], key: str | None) -> requests.Response:
+def _run(server: LocalServer, data: dict[str, Any], key: str | None) -> requests.Response:
     headers = {"Idempotency-Key": key} if key else {}
     return requests.post(
         f"{server.url}/apps/run",
