@@ -11,8 +11,9 @@ result is exact:
 
 * line ends (LF, CR, CRLF, mixed, split across chunks) are normalised to LF
   and the stream is cut into complete blocks at blank lines, whatever the
-  chunk boundaries; a leading BOM is dropped; an unfinished block at the end
-  of the stream is discarded;
+  chunk boundaries (a CR ending a chunk ends its line at once); a leading BOM
+  is dropped; an unfinished block at the end of the stream is discarded, but
+  a ``retry`` line of it that did end still applies;
 * a block that sseclient would get wrong (one without a ``data`` field, or
   with ``retry`` or U+0000 in it) is cleaned first: ``retry`` is applied here
   only when all ASCII digits, ``id`` lines holding U+0000 are ignored;
@@ -93,14 +94,16 @@ class SSEDecoder:
             yield ServerSentEvent(raw.event, raw.data, self.last_event_id)
 
     def _blocks(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        for chunk in chunks:
-            text = self._normalise(chunk)
-            if text:
-                yield from self._split(text)
-        if self._cr:
+        try:
+            for chunk in chunks:
+                text = self._normalise(chunk)
+                if text:
+                    yield from self._split(text)
+        finally:
             self._cr = False
-            yield from self._split(b"\n")
-        self._tail = b""
+            if b"\n" in self._tail:  # the unfinished block's complete lines: only ``retry`` applies
+                self._clean(self._tail.rpartition(b"\n")[0], unfinished=True)
+            self._tail = b""
 
     def _normalise(self, chunk: bytes) -> bytes:
         if self._head is not None:
@@ -110,21 +113,18 @@ class SSEDecoder:
                 return b""
             self._head = None
             chunk = head[len(_BOM) :] if head.startswith(_BOM) else head
-        if self._cr:
-            chunk = b"\r" + chunk
+        if self._cr and chunk:  # the last chunk ended in CR, already counted as a line end
             self._cr = False
-        if chunk.endswith(b"\r"):
-            chunk = chunk[:-1]
-            self._cr = True
+            if chunk.startswith(b"\n"):
+                chunk = chunk[1:]
         if b"\r" in chunk:
+            self._cr = chunk.endswith(b"\r")
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         return chunk
 
     def _split(self, text: bytes) -> Iterator[bytes]:
         blocks = (self._tail + text if self._tail else text).split(b"\n\n")
         self._tail = blocks.pop()
-        if len(self._tail) > self.max_event_bytes:
-            raise self._too_large()
         for block in blocks:
             if len(block) > self.max_event_bytes:
                 raise self._too_large()
@@ -139,9 +139,14 @@ class SSEDecoder:
                 cleaned = self._clean(block)
                 if cleaned is not None:
                     yield cleaned
+        if len(self._tail.removesuffix(b"\n")) > self.max_event_bytes:
+            raise self._too_large()
 
-    def _clean(self, block: bytes) -> Optional[bytes]:
-        """Apply ``retry`` and U+0000 ``id`` rules; return what sseclient should parse, if anything."""
+    def _clean(self, block: bytes, unfinished: bool = False) -> Optional[bytes]:
+        """Apply ``retry`` and U+0000 ``id`` rules; return what sseclient should parse, if anything.
+
+        For the ``unfinished`` block at the end of the stream only ``retry`` is applied.
+        """
         kept: list[bytes] = []
         has_data = False
         last_id: Optional[bytes] = None
@@ -164,7 +169,7 @@ class SSEDecoder:
             kept.append(line)
         if has_data:
             return b"\n".join(kept)
-        if last_id is not None:
+        if last_id is not None and not unfinished:
             try:
                 self.last_event_id = last_id.decode("utf-8")
             except UnicodeDecodeError:

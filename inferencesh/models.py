@@ -9,6 +9,7 @@ sees raw JSON shapes. Field meanings follow PROTOCOL.md ("Task" and
 from __future__ import annotations
 
 import enum
+import math
 from typing import Any, Optional, Union
 
 import attrs
@@ -127,7 +128,9 @@ class Progress:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(value, float):
+        return math.isfinite(value)  # json.loads accepts NaN and Infinity; int() of them raises
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _excerpt(value: Any, limit: int = 80) -> str:
