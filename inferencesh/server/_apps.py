@@ -158,8 +158,8 @@ async def _fail(ctx: AppContext, data: dict[str, Any]) -> Any:
 
 def _check_count(data: Mapping[str, Any]) -> str | None:
     n = data.get("n")
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 10_000_000:
-        return "'n' must be an integer from 0 to 10000000"
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 1_000_000:
+        return "'n' must be an integer from 0 to 1000000"
     return None
 
 

@@ -27,7 +27,10 @@ def draw(prompt: str, size: int = SIZE) -> Image.Image:
     digest = hashlib.sha256(prompt.encode("utf-8")).digest()
     start = Image.new("RGB", (size, size), _colour(digest, 0))
     end = Image.new("RGB", (size, size), _colour(digest, 3))
-    mask = Image.linear_gradient("L").rotate(45 + digest[6] % 4 * 90, expand=False)
+    vertical = Image.linear_gradient("L")
+    mask = Image.blend(vertical, vertical.transpose(Image.Transpose.ROTATE_90), 0.5)
+    if digest[6] & 1:
+        mask = mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     image = Image.composite(start, end, mask.resize((size, size)))
 
     canvas = ImageDraw.Draw(image, "RGBA")

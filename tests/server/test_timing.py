@@ -51,4 +51,4 @@ def test_speed_divides_app_delays() -> None:
         result = read_stream(srv.url, task["id"])
         took = time.monotonic() - start
     assert result.updates[-1]["status"] == 10
-    assert 0.3 <= took <= 0.6, took  # so about 3.7 s at speed=1
+    assert 0.3 <= took <= 1.0, took  # so about 3.7 s at speed=1
