@@ -1,6 +1,7 @@
-"""The bytes of one task event stream: retry, replay, live events, heartbeats, faults.
+"""The bytes of one event stream: retry, replay, live events, heartbeats, faults.
 
-``task_stream`` is an async generator of raw SSE bytes handed to
+``event_stream`` (a task's stream via ``task_stream``, or one turn of an
+agent chat) is an async generator of raw SSE bytes handed to
 sse-starlette, which only frames them as HTTP chunks. Heartbeats are ours
 (``: ping`` after ``heartbeat`` seconds without a write), so that a stall
 fault can really keep the connection silent.
@@ -18,7 +19,8 @@ from sse_starlette.sse import EventSourceResponse
 
 from . import _faults
 from ._conn import ConnectionRegistry
-from ._faults import FaultSpec
+from ._events import EventLog
+from ._faults import FaultSpec, TaskFaults
 from ._store import Store, Task
 
 #: sse-starlette's own ping interval: never, in practice (we send our own).
@@ -82,7 +84,7 @@ async def _wait_lost(registry: ConnectionRegistry, peer: Any) -> None:
         await asyncio.sleep(0.005)
 
 
-async def task_stream(
+def task_stream(
     task: Task,
     store: Store,
     *,
@@ -93,22 +95,49 @@ async def task_stream(
     peer: Optional[tuple[str, int]],
     gauge: Gauge,
 ) -> AsyncIterator[bytes]:
-    """Yield the SSE bytes of ``task``'s events with an id greater than ``after``.
+    """The SSE bytes of ``task``'s events with an id greater than ``after`` (see ``event_stream``)."""
+    return event_stream(
+        task.events,
+        task.faults,
+        store,
+        after=after,
+        retry_ms=retry_ms,
+        heartbeat=heartbeat,
+        registry=registry,
+        peer=peer,
+        gauge=gauge,
+    )
+
+
+async def event_stream(
+    log: EventLog[bytes],
+    faults: TaskFaults,
+    store: Store,
+    *,
+    after: int,
+    retry_ms: int,
+    heartbeat: float,
+    registry: ConnectionRegistry,
+    peer: Optional[tuple[str, int]],
+    gauge: Gauge,
+    malformed_event: bytes = b"update",
+) -> AsyncIterator[bytes]:
+    """Yield the SSE blocks of ``log`` with an id greater than ``after``.
 
     Starts with ``retry: <retry_ms>``, sends ``: ping`` after ``heartbeat``
-    seconds of silence, ends after the terminal event. When ``after`` is
-    already the terminal event nothing at all is sent. The task's connection
-    faults fire here, counting the events sent on this connection.
+    seconds of silence, ends after the terminal event (the log's last, once
+    closed) or when ``store`` is stopping. When ``after`` is already the
+    terminal event nothing at all is sent. The connection ``faults`` fire
+    here, counting the events sent on this connection; a ``malformed`` one
+    is sent as event type ``malformed_event``.
     """
     gauge.add(1)
     try:
-        log = task.events
         if log.closed and after >= log.last_id:
             return
         loop = asyncio.get_running_loop()
         yield b"retry: %d\n\n" % retry_ms
         last_write = loop.time()
-        faults = task.faults
         sent = 0
         position = after
         due: FaultSpec | None = faults.on_connection(0, False) if faults else None
@@ -120,7 +149,7 @@ async def task_stream(
                     last_write = loop.time()
                     continue
                 if spec.kind == "malformed":
-                    yield b"id: %d\nevent: update\ndata: {not json\n\n" % (position + 1)
+                    yield b"id: %d\nevent: %s\ndata: {not json\n\n" % (position + 1, malformed_event)
                 elif spec.kind == "reset":
                     transport = registry.transport(peer)
                     if transport is not None:
