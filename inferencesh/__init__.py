@@ -1,4 +1,11 @@
-"""inferencesh: run inference.sh apps and agents and follow them live as server-sent events."""
+"""inferencesh: run inference.sh apps and agents and follow them live as server-sent events.
+
+Reconnects and retries are logged on the ``inferencesh`` logger
+(``inferencesh.stream``, ``inferencesh.retry``); like any library, it prints
+nothing until the application configures logging.
+"""
+
+import logging as _logging
 
 from ._errors import (
     AgentError,
@@ -22,6 +29,8 @@ from ._watchdog import CancelToken
 from .agent import Agent, AgentStream
 from .client import Client, Settings, Tasks, inference
 from .models import Done, Message, Progress, Reply, Task, TaskStatus, TaskUpdate, ToolCall
+
+_logging.getLogger("inferencesh").addHandler(_logging.NullHandler())
 
 __all__ = [
     "APIError",

@@ -56,7 +56,7 @@ def run_demo(
 
     target = Path(out or "infsh-demo.png").resolve()
     handler = _TqdmHandler(logging.INFO)
-    logger = logging.getLogger("inferencesh")
+    logger = logging.getLogger("inferencesh.stream")
     logger.addHandler(handler)
     previous_level = logger.level
     logger.setLevel(logging.INFO)
@@ -70,7 +70,7 @@ def run_demo(
             config = {"app": "infsh/flux-schnell", "input": task_input}
             with client, client.run(config, stream=True, timeout=120) as updates:
                 print(f"Task {updates.task_id}: {config['app']} {prompt!r}", file=stream)
-                bar = tqdm(total=None, unit="step", file=sys.stderr, dynamic_ncols=True)
+                bar = tqdm(total=None, unit="step", file=sys.stderr, dynamic_ncols=True, disable=None)
                 status: Optional[TaskStatus] = None
                 try:
                     for update in updates:

@@ -23,10 +23,10 @@ import urllib3.exceptions
 
 from ._errors import ConnectionLost, ProtocolError
 from ._sse import ServerSentEvent, SSEDecoder
-from ._transport import Retryable, Transport
+from ._transport import Retryable, Transport, describe
 from ._watchdog import CANCEL, CLOSE, TIMEOUT, _Abort
 
-log = logging.getLogger("inferencesh")
+log = logging.getLogger("inferencesh.stream")
 
 T = TypeVar("T")
 
@@ -80,6 +80,7 @@ class Feed(Generic[T]):
         self.idle_timeout = idle_timeout
         self.max_event_bytes = max_event_bytes
         self.retry_ms: Optional[int] = None
+        self.decoder: Optional[SSEDecoder] = None
         self.response: Optional[requests.Response] = None
         self.done = False
 
@@ -98,10 +99,10 @@ class Feed(Generic[T]):
         if content_type.split(";")[0].strip().lower() != "text/event-stream":
             self.release()
             raise ProtocolError(f"stream answered 200 with Content-Type {content_type or 'none'!r}")
-        decoder = SSEDecoder(self.max_event_bytes)
+        decoder = self.decoder = SSEDecoder(self.max_event_bytes)
         if self.last_event_id is not None:
             decoder.last_event_id = str(self.last_event_id)
-        return self._items(decoder, decoder.iter_events(self._chunks(response)))
+        return self._items(decoder.iter_events(self._chunks(response)))
 
     def _chunks(self, response: requests.Response) -> Iterator[bytes]:
         raw = response.raw
@@ -112,16 +113,14 @@ class Feed(Generic[T]):
                 self.scope.check()
                 if self.scope.reason == CLOSE:
                     return
-                raise _Drop(f"{type(exc).__name__}: {exc}") from None
+                raise _Drop(describe(exc)) from None
             if not chunk:
                 self.scope.check()
                 return
             yield chunk
 
-    def _items(self, decoder: SSEDecoder, events: Iterator[ServerSentEvent]) -> Iterator[T]:
+    def _items(self, events: Iterator[ServerSentEvent]) -> Iterator[T]:
         for event in events:
-            if decoder.retry is not None:
-                self.retry_ms = decoder.retry
             number = event_id(event)
             if self.last_event_id is not None and number <= self.last_event_id:
                 continue
@@ -183,6 +182,9 @@ class Feed(Generic[T]):
         raise Retryable(_Drop("stream closed before a terminal event"))
 
     def _server_delay(self) -> Optional[float]:
+        # WHATWG: the reconnection time a server set stays in force across connections.
+        if self.decoder is not None and self.decoder.retry is not None:
+            self.retry_ms = self.decoder.retry
         return None if self.retry_ms is None else self.retry_ms / 1000.0
 
 
@@ -217,7 +219,7 @@ def follow(feed: Feed[T], on_abort: Optional[Callable[[], None]] = None) -> Gene
                             return
                         raise _Drop("stream ended before a terminal event") from None
             except _Drop as exc:
-                log.info("stream %s dropped after event %s: %s", feed.path, feed.last_event_id, exc)
+                log.info("%s dropped after event %s: %s", feed.path, feed.last_event_id, exc)
                 drop = exc
             finally:
                 feed.release()

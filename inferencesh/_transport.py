@@ -11,12 +11,14 @@ shut the socket down and wake a blocked read at once.
 from __future__ import annotations
 
 import email.utils
+import http.client
 import json
 import logging
 import math
 import re
+import socket
 import time
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -38,7 +40,7 @@ from ._errors import (
 from ._version import __version__
 from ._watchdog import _Abort, current_scope
 
-log = logging.getLogger("inferencesh")
+log = logging.getLogger("inferencesh.retry")
 
 DEFAULT_BASE_URL = "https://api.inference.sh"
 USER_AGENT = f"inferencesh-python/{__version__}"
@@ -200,7 +202,7 @@ def _log_retry(retry_state: tenacity.RetryCallState) -> None:
     outcome = retry_state.outcome
     error = outcome.exception() if outcome is not None else None
     wait = retry_state.next_action.sleep if retry_state.next_action is not None else 0.0
-    log.warning("attempt %d failed (%s); retrying in %.2f s", retry_state.attempt_number, error, wait)
+    log.warning("attempt %d failed (%s); next attempt in %.2f s", retry_state.attempt_number, error, wait)
 
 
 def retry_policy(
@@ -312,7 +314,7 @@ class Transport:
         except (requests.RequestException, OSError, ValueError) as exc:
             scope.detach()
             scope.check()
-            reason = _describe(exc)
+            reason = describe(exc)
             raise Retryable(ConnectionLost(reason, task_id=scope.task_id, last_event_id=None), reason=reason) from None
         if not stream:
             scope.detach()
@@ -320,7 +322,7 @@ class Transport:
             try:
                 error = error_from_response(response, self.max_retry_delay, stream)
             except (requests.RequestException, OSError, ValueError) as exc:
-                error = APIError(response.status_code, f"unreadable error body ({_describe(exc)})")
+                error = APIError(response.status_code, f"unreadable error body ({describe(exc)})")
             finally:
                 response.close()
                 scope.detach()
@@ -365,11 +367,33 @@ def _envelope(response: requests.Response) -> Any:
     return payload["data"]
 
 
-def _describe(exc: BaseException) -> str:
-    """A short, key-free description of a network failure."""
-    text = f"{type(exc).__name__}: {exc}"
+def _innermost(exc: BaseException) -> BaseException:
+    """Follow urllib3's ``reason`` / ``args`` wrapping and Python's cause chain to the root failure."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        nested = getattr(exc, "reason", None)
+        if not isinstance(nested, BaseException):
+            nested = next((arg for arg in exc.args if isinstance(arg, BaseException)), None)
+        if nested is None:
+            nested = exc.__cause__ or exc.__context__
+        if nested is None:
+            break
+        exc = nested
+    return exc
+
+
+def describe(exc: BaseException) -> str:
+    """A short, key-free description of a network failure, for logs and error messages."""
+    root = _innermost(exc)
+    if isinstance(root, ConnectionResetError):
+        return "connection reset by the server"
+    if isinstance(root, ConnectionRefusedError) or "Connection refused" in str(root):
+        return "connection refused"
+    if isinstance(root, http.client.IncompleteRead):
+        return "connection closed in the middle of a chunk"
+    if isinstance(root, (socket.timeout, TimeoutError)) or "timed out" in str(root):
+        return "no data within the read timeout"
+    text = f"{type(root).__name__}: {root}"
     text = re.sub(r"Bearer\s+\S+", "Bearer ***", text)
     return text if len(text) <= 300 else text[:297] + "..."
-
-
-Jsonish = Union[dict[str, Any], list[Any], str, int, float, bool, None]
