@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ._errors import ConflictError, ProtocolError
 from ._resume import Feed, follow
@@ -36,10 +36,29 @@ def parse_update(event: ServerSentEvent, number: int) -> Optional[TaskUpdate]:
     if event.event not in _UPDATE_TYPES:
         return None
     try:
-        data = json.loads(event.data)
+        data = _loads(event.data)
     except ValueError:
         raise ProtocolError("event data is not JSON", event_id=event.id) from None
     return TaskUpdate.from_wire(number, data)
+
+
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _loads(text: str) -> Any:
+    """``json.loads(text)``: the same value or the same error, a microsecond sooner per event.
+
+    When the whole text is one JSON value (what a conforming server sends) the
+    decoder's ``raw_decode`` gives the value json.loads would give; any other
+    text (leading or trailing whitespace, garbage, a BOM) goes to json.loads itself.
+    """
+    try:
+        value, end = _raw_decode(text)
+    except ValueError:
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
 
 
 class _Record:

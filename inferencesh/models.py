@@ -127,6 +127,16 @@ class Progress:
         raise ProtocolError(f"progress is not {{current, total}}: {_excerpt(value)}")
 
 
+def _progress(value: Any) -> Optional[Progress]:
+    """``Progress.from_wire``, with a fast path for two plain ints."""
+    if type(value) is dict:
+        current = value.get("current")
+        total = value.get("total")
+        if type(current) is int and type(total) is int:
+            return Progress(current, total)
+    return Progress.from_wire(value)
+
+
 def _is_number(value: Any) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)  # json.loads accepts NaN and Infinity; int() of them raises
@@ -141,8 +151,12 @@ def _excerpt(value: Any, limit: int = 80) -> str:
 def _logs(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
-    if isinstance(value, (list, tuple)) and all(isinstance(line, str) for line in value):
-        return tuple(value)
+    if isinstance(value, (list, tuple)):
+        for line in value:
+            if not isinstance(line, str):
+                break
+        else:
+            return tuple(value)
     raise ProtocolError(f"logs is not a list of strings: {_excerpt(value)}")
 
 
@@ -183,20 +197,32 @@ class TaskUpdate:
         """
         if not isinstance(data, dict):
             raise ProtocolError(f"update is not a JSON object: {_excerpt(data)}", event_id=str(event_id))
-        task_id = data.get("task_id")
+        get = data.get
+        task_id = get("task_id")
         if not isinstance(task_id, str):
             raise ProtocolError("update has no task_id string", event_id=str(event_id))
+        # Exact-type fast paths for what json.loads gives for a conforming update (this runs once per
+        # event, so it is the SDK's hot path); anything else takes the general converters, same result.
+        status = get("status")
+        progress = get("progress")
+        logs = get("logs")
+        error = get("error")
+        timestamp = get("timestamp")
         try:
             return cls(
                 task_id,
                 event_id,
-                TaskStatus.from_wire(data.get("status")),
-                Progress.from_wire(data.get("progress")),
-                _logs(data.get("logs")),
-                data.get("partial_output"),
-                data.get("output"),
-                _optional_str(data.get("error"), "error"),
-                _optional_str(data.get("timestamp"), "timestamp"),
+                (
+                    _STATUS_BY_CODE.get(status, TaskStatus.UNKNOWN)
+                    if type(status) is int
+                    else TaskStatus.from_wire(status)
+                ),
+                _progress(progress),
+                _logs(logs),
+                get("partial_output"),
+                get("output"),
+                error if error is None or type(error) is str else _optional_str(error, "error"),
+                timestamp if timestamp is None or type(timestamp) is str else _optional_str(timestamp, "timestamp"),
             )
         except ProtocolError as exc:
             raise ProtocolError(str(exc), event_id=str(event_id)) from None
