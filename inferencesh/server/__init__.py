@@ -15,6 +15,15 @@ Built-in apps (every delay divided by ``speed``): ``infsh/echo``,
 real PNG), ``infsh/sleep`` (``{"seconds"}``, cancellable), ``infsh/fail``
 (``{"message"?}``), ``infsh/count`` (``{"n"}``: n updates at full speed).
 
+Built-in agent: ``infsh/assistant`` (any ``@version``), a deterministic
+scripted assistant (``_assistant``): it thinks in two chunks, then answers
+word by word; "weather in <City>" makes it call the client tool
+``get_weather {"city": ...}`` and wait for ``POST /tools/{id}``; "what did I
+say" recalls the chat's previous message; "count to <n>" gives a long
+answer; the word "fail" ends the turn ``failed``. A run on a chat whose turn
+is still going is ``409``; ``POST /chats/{id}/stop`` answers ``200`` even
+with no turn going; a tool result for a call whose turn is over is ``409``.
+
 Where PROTOCOL.md leaves a choice, this server: answers problem+json with
 ``"type": "about:blank"``; sends events with ``\\n`` line ends; sends nothing at
 all (not even ``retry:``) on a stream resumed at the terminal event; keeps
@@ -25,10 +34,13 @@ Fault injection
 ---------------
 Faults are specs (dicts) given per task in the run input as
 ``"_faults": [spec, ...]`` (removed from the input the app sees) and per
-server as ``LocalServer(faults=[...])`` (armed on every task). Every spec has
-a ``"kind"`` and an optional ``"times"``: how many times it fires, counted
-per task (default 1; -1 = every time). ``"after": k`` counts the events sent
-on one connection, replayed ones included; a connection fault fires once at
+server as ``LocalServer(faults=[...])`` (armed on every task and every agent
+turn). An agent turn takes its own in ``POST /agents/run``'s input, next to
+``"text"`` (connection kinds, ``status`` and ``overlap`` only; a chat's
+stream serves its latest turn, and a ``malformed`` event there is a
+``message``). Every spec has a ``"kind"`` and an optional ``"times"``: how
+many times it fires, counted per task or turn (default 1; -1 = every time).
+``"after": k`` counts the events sent on one connection, replayed ones included; a connection fault fires once at
 most per connection, and not at all if the terminal event comes first.
 
 ==============  ===================================  =======================================

@@ -18,10 +18,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import _apps
+from ._agents import ROUTES as AGENT_ROUTES
+from ._agents import Chats
 from ._conn import ConnectionRegistry
 from ._faults import FaultSpec, parse_faults, retry_after_header
 from ._store import Store, Task
-from ._stream import Gauge, SSEResponse, task_stream
+from ._stream import Gauge, stream_response
 
 _TITLES = {
     400: "Bad Request",
@@ -204,41 +206,10 @@ async def cancel_task(request: Request) -> Response:
     return _envelope(state, task)
 
 
-def _last_event_id(request: Request) -> int | None:
-    raw = request.headers.get("last-event-id")
-    if raw is None or raw.strip() == "":
-        return None
-    text = raw.strip()
-    if not text.isdigit() or not text.isascii():
-        raise HTTPException(400, f"Last-Event-ID must be a non-negative integer, got {raw!r}")
-    return int(text)
-
-
 async def stream_task(request: Request) -> Response:
     """``GET /tasks/{id}/stream``: the task's events as SSE, resumable."""
-    state, task = _state(request), _task(request)
-    last_event_id = _last_event_id(request)
-    fault = task.faults.fire("status")
-    if fault is not None:
-        return _fault_answer(fault)
-    after = last_event_id or 0
-    if last_event_id is not None:
-        overlap = task.faults.fire("overlap")
-        if overlap is not None:
-            after = max(0, last_event_id - overlap.back)
-    client = request.scope.get("client")
-    peer = (str(client[0]), int(client[1])) if client else None
-    events = task_stream(
-        task,
-        state.store,
-        after=after,
-        retry_ms=state.retry_ms,
-        heartbeat=state.heartbeat,
-        registry=state.registry,
-        peer=peer,
-        gauge=state.streams,
-    )
-    return cast(Response, SSEResponse(events))
+    task = _task(request)
+    return stream_response(request, _state(request), task.events, task.faults)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -285,9 +256,11 @@ def create_app(
             Route("/tasks/{task_id}", get_task, methods=["GET"]),
             Route("/tasks/{task_id}/cancel", cancel_task, methods=["POST"]),
             Route("/tasks/{task_id}/stream", stream_task, methods=["GET"]),
+            *AGENT_ROUTES,
         ],
         middleware=[Middleware(_Guard, state=state)],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
     app.state.infsh = state
+    app.state.chats = Chats(state.store, speed)
     return app

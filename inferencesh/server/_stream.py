@@ -1,10 +1,12 @@
 """The bytes of one event stream: retry, replay, live events, heartbeats, faults.
 
-``event_stream`` (a task's stream via ``task_stream``, or one turn of an
-agent chat) is an async generator of raw SSE bytes handed to
-sse-starlette, which only frames them as HTTP chunks. Heartbeats are ours
-(``: ping`` after ``heartbeat`` seconds without a write), so that a stall
-fault can really keep the connection silent.
+``event_stream`` (a task's stream, or one turn of an agent chat) is an
+async generator of raw SSE bytes handed to sse-starlette, which only frames
+them as HTTP chunks. Heartbeats are ours (``: ping`` after ``heartbeat``
+seconds without a write), so that a stall fault can really keep the
+connection silent. ``stream_response`` answers a stream request for any
+such log: Last-Event-ID, the ``status`` and ``overlap`` faults, then the
+bytes.
 """
 
 from __future__ import annotations
@@ -12,16 +14,22 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 import anyio
 from sse_starlette.sse import EventSourceResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 
 from . import _faults
 from ._conn import ConnectionRegistry
 from ._events import EventLog
-from ._faults import FaultSpec, TaskFaults
-from ._store import Store, Task
+from ._faults import FaultSpec, TaskFaults, retry_after_header
+from ._store import Store
+
+if TYPE_CHECKING:
+    from ._app import ServerState
 
 #: sse-starlette's own ping interval: never, in practice (we send our own).
 _NO_PING = 10**7
@@ -82,31 +90,6 @@ async def _wait_lost(registry: ConnectionRegistry, peer: Any) -> None:
         if registry.transport(peer) is None:
             return
         await asyncio.sleep(0.005)
-
-
-def task_stream(
-    task: Task,
-    store: Store,
-    *,
-    after: int,
-    retry_ms: int,
-    heartbeat: float,
-    registry: ConnectionRegistry,
-    peer: Optional[tuple[str, int]],
-    gauge: Gauge,
-) -> AsyncIterator[bytes]:
-    """The SSE bytes of ``task``'s events with an id greater than ``after`` (see ``event_stream``)."""
-    return event_stream(
-        task.events,
-        task.faults,
-        store,
-        after=after,
-        retry_ms=retry_ms,
-        heartbeat=heartbeat,
-        registry=registry,
-        peer=peer,
-        gauge=gauge,
-    )
 
 
 async def event_stream(
@@ -198,3 +181,54 @@ async def event_stream(
             await log.wait(position, heartbeat - idle)
     finally:
         gauge.add(-1)
+
+
+def last_event_id(request: Request) -> int | None:
+    """The request's ``Last-Event-ID`` (None when absent or blank); 400 unless a non-negative integer."""
+    raw = request.headers.get("last-event-id")
+    if raw is None or raw.strip() == "":
+        return None
+    text = raw.strip()
+    if not text.isdigit() or not text.isascii():
+        raise HTTPException(400, f"Last-Event-ID must be a non-negative integer, got {raw!r}")
+    return int(text)
+
+
+def stream_response(
+    request: Request,
+    state: ServerState,
+    log: EventLog[bytes],
+    faults: TaskFaults,
+    *,
+    malformed_event: bytes = b"update",
+) -> Response:
+    """Answer a stream request for ``log``: replay after ``Last-Event-ID``, then live.
+
+    Raises ``HTTPException`` (problem+json) for a bad ``Last-Event-ID`` and
+    for a due ``status`` fault; an ``overlap`` fault moves the replay back.
+    """
+    resume_at = last_event_id(request)
+    fault = faults.fire("status")
+    if fault is not None:
+        detail = f"injected fault: {fault.kind} {fault.code}"
+        raise HTTPException(fault.code, detail, retry_after_header(fault.retry_after))
+    after = resume_at or 0
+    if resume_at is not None:
+        overlap = faults.fire("overlap")
+        if overlap is not None:
+            after = max(0, resume_at - overlap.back)
+    client = request.scope.get("client")
+    peer = (str(client[0]), int(client[1])) if client else None
+    events = event_stream(
+        log,
+        faults,
+        state.store,
+        after=after,
+        retry_ms=state.retry_ms,
+        heartbeat=state.heartbeat,
+        registry=state.registry,
+        peer=peer,
+        gauge=state.streams,
+        malformed_event=malformed_event,
+    )
+    return cast(Response, SSEResponse(events))
