@@ -85,6 +85,8 @@ def _config(app: Starlette, state: ServerState, **extra: Any) -> uvicorn.Config:
         lifespan="off",
         loop="asyncio",
         timeout_graceful_shutdown=int(_GRACE),
+        # scope["client"] must stay the TCP peer: the reset/torn faults find the socket by it
+        proxy_headers=False,
         **extra,
     )
 

@@ -190,3 +190,9 @@ def test_bad_server_faults_raise() -> None:
         LocalServer(faults=[{"kind": "stall", "after": 1}])
     with pytest.raises(ValueError):
         LocalServer(faults=[{"kind": "status", "code": 404}])
+
+
+def test_reset_ignores_forwarded_headers(server: LocalServer) -> None:
+    task_id = _count_task(server, {"kind": "reset", "after": 1})
+    raw = raw_get(server.url, f"/tasks/{task_id}/stream", {"X-Forwarded-For": "10.1.2.3"})
+    assert isinstance(raw.error, ConnectionResetError), raw
