@@ -133,9 +133,7 @@ def test_replay_after_last_event_id(server: LocalServer) -> None:
     assert [e.data for e in rest.events] == [e.data for e in whole.events[3:]]
     at_end = raw_get(server.url, f"/chats/{chat_id}/stream", {"Last-Event-ID": str(last)})
     assert at_end.complete and at_end.body == b""  # resumed at done: nothing at all
-    assert_problem(
-        requests.get(f"{server.url}/chats/{chat_id}/stream", headers={"Last-Event-ID": "x"}, timeout=5), 400
-    )
+    assert_problem(requests.get(f"{server.url}/chats/{chat_id}/stream", headers={"Last-Event-ID": "x"}, timeout=5), 400)
 
 
 def test_a_tool_call_waits_for_its_result(server: LocalServer) -> None:
