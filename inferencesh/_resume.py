@@ -142,7 +142,7 @@ class Feed(Generic[T]):
 
         ``drop`` is the failure that led here; it counts as the failed first
         attempt, so tenacity waits before the next one. Returns None when a
-        resumed stream closed empty on a finished task. Raises
+        resumed stream closed empty on a finished task, or after ``close()``. Raises
         ``ConnectionLost`` after ``max_reconnects`` attempts in a row without
         a new event.
         """
@@ -165,6 +165,8 @@ class Feed(Generic[T]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _open_until_item(self) -> Optional[tuple[Iterator[T], T]]:
+        if self.scope.reason == CLOSE:
+            return None  # close() from another thread during a backoff wait: no new request
         items = self.open()
         try:
             first = next(items, None)
@@ -177,6 +179,8 @@ class Feed(Generic[T]):
         if first is not None:
             return items, first
         self.release()
+        if self.scope.reason == CLOSE:
+            return None  # close() from another thread before the first item: end quietly
         if self.last_event_id is not None and self.finished():
             return None
         raise Retryable(_Drop("stream closed before a terminal event"))
@@ -200,7 +204,7 @@ def follow(feed: Feed[T], on_abort: Optional[Callable[[], None]] = None) -> Gene
         while True:
             opened = feed.connect(drop)
             if opened is None:
-                feed.done = True
+                feed.done = feed.scope.reason != CLOSE
                 return
             items, item = opened
             try:
