@@ -22,7 +22,7 @@ Messages are written for logs and never contain the API key.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 __all__ = [
     "APIError",
@@ -43,7 +43,21 @@ __all__ = [
 
 
 class InferenceError(Exception):
-    """Base class of every error raised by ``inferencesh``."""
+    """Base class of every error raised by ``inferencesh``.
+
+    Every one pickles with its attributes (so it crosses process boundaries:
+    dask, multiprocessing), although most take other arguments than ``args``.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[InferenceError], args: tuple[Any, ...], state: dict[str, Any]) -> InferenceError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class UsageError(InferenceError, ValueError):
