@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
@@ -222,7 +223,9 @@ class Agent:
             body: dict[str, Any] = {"agent": self.ref, "input": {"text": text}}
             if self.chat_id is not None:
                 body["chat_id"] = self.chat_id
-            data = client._transport.call("POST", "/agents/run", scope=scope, body=body)
+            # the retries of a run whose answer was lost must not start a second turn
+            headers = {"Idempotency-Key": uuid.uuid4().hex}
+            data = client._transport.call("POST", "/agents/run", scope=scope, body=body, headers=headers)
             if not isinstance(data, dict) or not isinstance(data.get("chat_id"), str):
                 raise ProtocolError("POST /agents/run answered without a chat_id")
         except BaseException:
@@ -255,6 +258,7 @@ class Agent:
         on_tool_call: Optional[Callable[[ToolCall], Any]] = None,
         timeout: Optional[float] = None,
         cancel: Optional[CancelToken] = None,
+        stop_on_abort: bool = False,
     ) -> Reply:
         """Send ``text`` and block for the whole turn; returns its ``Reply``.
 
@@ -266,20 +270,22 @@ class Agent:
         unchanged. A turn that ends ``failed`` raises ``AgentError``; after
         ``stop()`` the reply has status ``"cancelled"``. A tool call with no
         ``on_tool_call`` raises ``UsageError`` (after stopping the turn), since
-        the turn would otherwise wait forever.
+        the turn would otherwise wait forever. ``timeout``, ``cancel`` and
+        ``stop_on_abort`` work as for ``stream()``: ``StreamTimeout`` or
+        ``Cancelled`` leave the turn going on the server unless
+        ``stop_on_abort``.
         """
-        with self.stream(text, timeout=timeout, cancel=cancel) as turn:
-            try:
-                for event in turn:
+        with self.stream(text, timeout=timeout, cancel=cancel, stop_on_abort=stop_on_abort) as turn:
+            for event in turn:
+                try:
                     if isinstance(event, Message):
                         if on_message is not None:
                             on_message(event)
                     elif isinstance(event, ToolCall):
                         self._answer(event, on_tool_call)
-            except Exception:
-                if turn.reply is None:
+                except Exception:  # the caller's code failed: the turn must not wait for it
                     self._stop_quietly()
-                raise
+                    raise
         reply = turn.reply
         if reply is None:  # closed from another thread before the turn ended
             raise AgentError(turn.chat_id, "the turn's stream was closed before it ended")
