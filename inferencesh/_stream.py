@@ -165,12 +165,14 @@ class TaskStream:
         self._feed = feed
         self._record = record
         self._gen = gen
+        self._handed_over = False
 
     # -- iteration ------------------------------------------------------
 
     def _take_over(self) -> tuple[str, Feed[TaskUpdate], _Record, Optional[Generator[TaskUpdate, None, None]]]:
         """Hand this stream's reading state to a wrapping stream (``progress``); this one is then empty."""
         gen, self._gen = self._gen, None
+        self._handed_over = True  # the scope now belongs to the wrapper: never close it from here
         return self._task_id, self._feed, self._record, gen
 
     def __iter__(self) -> TaskStream:
@@ -280,7 +282,7 @@ class TaskStream:
             self._gen = None
             gen.close()
         feed = getattr(self, "_feed", None)
-        if feed is not None:
+        if feed is not None and not getattr(self, "_handed_over", False):
             feed.scope.close()
 
     def __repr__(self) -> str:
