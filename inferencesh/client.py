@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union, overload
 
 import attrs
 
+from . import _many
 from ._errors import UsageError
 from ._sse import DEFAULT_MAX_EVENT_BYTES
 from ._stream import TaskStream, open_task_stream
@@ -22,6 +23,7 @@ from ._transport import DEFAULT_BASE_URL, Transport, normalise_base_url, quote_i
 from ._watchdog import CancelToken, _Abort
 from .agent import Agent
 from .models import Task
+from .progress import follow, force_for
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -132,16 +134,29 @@ class Tasks:
         return self._client._stream(task_id, scope, last_event_id, cancel_task_on_abort)
 
 
-class Client:
+class Client(_many.ManyMixin):
     """A client of the inference.sh API (or any server speaking PROTOCOL.md).
 
     ``api_key`` falls back to ``INFERENCE_API_KEY`` and ``base_url`` to
     ``INFERENCE_BASE_URL``, then ``https://api.inference.sh``. Further keyword
     arguments are ``Settings`` fields. Usable as a context manager; ``close()``
     releases the pooled connections. Thread-safe: many runs may share one client.
+
+    A client pickles (for dask, multiprocessing) to its ``settings`` and
+    rebuilds its session where it is unpickled. The key is not pickled: the
+    copy reads ``INFERENCE_API_KEY`` from its own environment, unless the
+    client was made with ``pickle_api_key=True``, which writes the key into
+    the pickle (only for pickles that stay on trusted machines).
     """
 
-    def __init__(self, api_key: Optional[str] = None, base_url: Optional[str] = None, **settings: Any) -> None:
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        *,
+        pickle_api_key: bool = False,
+        **settings: Any,
+    ) -> None:
         if api_key is None:
             api_key = os.environ.get("INFERENCE_API_KEY") or None
         if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
@@ -153,6 +168,22 @@ class Client:
         except TypeError as exc:
             raise UsageError(str(exc)) from None
         self._api_key = api_key
+        self._pickle_api_key = bool(pickle_api_key)
+        self._transport = self._make_transport()
+        self.tasks = Tasks(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A pickle (dask, multiprocessing) carries the configuration; the key only when asked.
+        return {
+            "settings": self.settings,
+            "api_key": self._api_key if self._pickle_api_key else None,
+            "pickle_api_key": self._pickle_api_key,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.settings = state["settings"]
+        self._pickle_api_key = state["pickle_api_key"]
+        self._api_key = state["api_key"] or os.environ.get("INFERENCE_API_KEY") or None
         self._transport = self._make_transport()
         self.tasks = Tasks(self)
 
@@ -191,7 +222,7 @@ class Client:
         timeout: Optional[float] = ...,
         cancel: Optional[CancelToken] = ...,
         cancel_task_on_abort: bool = ...,
-        progress: bool = ...,
+        progress: Union[bool, Literal["always"]] = ...,
     ) -> Task: ...
 
     @overload
@@ -204,7 +235,7 @@ class Client:
         timeout: Optional[float] = ...,
         cancel: Optional[CancelToken] = ...,
         cancel_task_on_abort: bool = ...,
-        progress: bool = ...,
+        progress: Union[bool, Literal["always"]] = ...,
     ) -> TaskStream: ...
 
     def run(
@@ -216,7 +247,7 @@ class Client:
         timeout: Optional[float] = None,
         cancel: Optional[CancelToken] = None,
         cancel_task_on_abort: bool = False,
-        progress: bool = False,
+        progress: Union[bool, Literal["always"]] = False,
     ) -> Union[Task, TaskStream]:
         """Start a task: ``config`` is ``{"app": str, "input": {...}, "setup"?: {...}}``.
 
@@ -229,13 +260,16 @@ class Client:
         POST, the reads, reconnects and backoff waits: ``StreamTimeout`` when it
         passes. ``cancel`` is a ``CancelToken``: ``Cancelled`` when it fires.
         ``cancel_task_on_abort`` also cancels the task on the server after a
-        timeout, a cancel or Ctrl-C. ``progress`` shows a live bar (tqdm).
+        timeout, a cancel or Ctrl-C. ``progress=True`` shows a live bar (tqdm:
+        a widget in Jupyter, text on stderr in a terminal, nothing otherwise);
+        ``progress="always"`` draws it even when stderr is not a terminal.
         ``POST /apps/run`` carries a fresh ``Idempotency-Key`` that its retries
         reuse, so a lost answer never starts a second task. Raises
         ``UsageError`` for a bad config and ``APIError`` subclasses for error
         answers (``NotFoundError`` for an unknown app).
         """
         body = _run_body(config)
+        force = force_for(progress)
         scope = _Abort(timeout, cancel)
         try:
             data = self._transport.call(
@@ -250,10 +284,8 @@ class Client:
             scope.close()
             return task
         updates = self._stream(task.id, scope, None, cancel_task_on_abort)
-        if progress:
-            from .progress import follow
-
-            updates = follow(updates)
+        if force is not False:
+            updates = follow(updates, force=force)
         if stream:
             return updates
         with updates:

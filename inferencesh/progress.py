@@ -1,61 +1,111 @@
 """Live progress for people: a tqdm bar that follows a ``TaskStream``.
 
-``tqdm.auto`` picks a widget in Jupyter and text in a terminal. The bar's
-description is the status, its count ``progress.current`` of
-``progress.total``, and log lines are written above it (``tqdm.write``). The
-bar is closed on completion, failure, timeout, cancel and Ctrl-C alike.
+``client.run(config, progress=True)`` (blocking or ``stream=True``) draws one
+bar per task with ``tqdm.auto``: a widget in Jupyter, text on stderr in a
+terminal. The bar's description is the status, its count
+``progress.current`` of ``progress.total``, and the task's log lines are
+written above it (``tqdm.write``). The bar is closed on completion, failure,
+timeout, cancel and Ctrl-C alike; after an abort its description says why
+(``timeout``, ``cancelled``, ``interrupted``, ``error``).
+
+``progress=True`` draws only when someone can see it: in a Jupyter kernel,
+or when stderr is a terminal. ``progress="always"`` draws anyway (a log file,
+CI). ``follow(stream, force=True, file=f)`` draws on any text file ``f``.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any, Optional, TextIO, Union
 
+from ._errors import Cancelled, StreamTimeout, UsageError
 from ._stream import TaskStream
 from .models import TaskUpdate
 
 __all__ = ["follow", "progress_bar"]
 
+#: What ``run(..., progress=...)`` accepts: False, True (when visible) or "always".
+ProgressOption = Union[bool, str]
 
-def _wants_bar(force: Optional[bool]) -> bool:
-    if force is not None:
-        return force
-    if "ipykernel" in sys.modules:
+
+def force_for(progress: Any) -> Optional[bool]:
+    """``progress=`` → ``follow``'s ``force`` (None: when visible). ``UsageError`` for other values."""
+    if progress is True:
+        return None
+    if progress == "always" and isinstance(progress, str):
         return True
-    isatty = getattr(sys.stderr, "isatty", None)
-    return bool(isatty and isatty())
+    if progress is False:
+        return False
+    raise UsageError(f'progress must be True, False or "always", not {progress!r}')
 
 
-class _Followed(TaskStream):
-    """A ``TaskStream`` that draws each update on a bar as it passes through."""
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (IPython with a kernel app), where tqdm.auto draws a widget."""
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if get_ipython is not None else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
-    def __init__(self, inner: TaskStream, force: Optional[bool]) -> None:
-        super().__init__(*inner._take_over())
+
+def _visible(file: Optional[TextIO]) -> bool:
+    if file is None and in_notebook():
+        return True
+    isatty = getattr(file if file is not None else sys.stderr, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed file
+        return False
+
+
+def abort_reason(error: BaseException) -> str:
+    """A word for the bar's last description after ``error`` ended the stream."""
+    if isinstance(error, StreamTimeout):
+        return "timeout"
+    if isinstance(error, Cancelled):
+        return "cancelled"
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted"
+    return "error"
+
+
+class Bar:
+    """One tqdm bar for one task, made on the first update; a no-op when not ``enabled``.
+
+    ``file`` is where the bar and ``write``'s lines go (default: stderr, or
+    the notebook for the widget and stdout for lines).
+    """
+
+    def __init__(self, *, enabled: bool, file: Optional[TextIO] = None) -> None:
+        self.enabled = enabled
+        self._file = file
         self._bar: Any = None
-        self._enabled = _wants_bar(force)
 
-    def __next__(self) -> TaskUpdate:
-        try:
-            update = super().__next__()
-        except BaseException:
-            self._close_bar()
-            raise
-        self._draw(update)
-        if update.is_terminal:
-            self._close_bar()
-        return update
+    def _lines_file(self) -> TextIO:
+        if self._file is not None:
+            return self._file
+        return sys.stdout if in_notebook() else sys.stderr
 
-    def _draw(self, update: TaskUpdate) -> None:
-        if not self._enabled:
+    def write(self, line: str) -> None:
+        """Print ``line`` above the bar (or plainly, when there is no bar yet)."""
+        if not self.enabled:
+            return
+        if self._bar is None:
+            print(line, file=self._lines_file(), flush=True)
+            return
+        from tqdm.auto import tqdm
+
+        tqdm.write(line, file=self._lines_file())
+
+    def draw(self, update: TaskUpdate) -> None:
+        """Show ``update``'s status as the description and its progress as the count."""
+        if not self.enabled:
             return
         if self._bar is None:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=None, unit="step", leave=True, file=sys.stderr)
+            self._bar = tqdm(total=None, unit="step", leave=True, file=self._file or sys.stderr)
         bar = self._bar
-        for line in update.logs:
-            bar.write(line, file=sys.stderr)
         if update.progress is not None:
             if bar.total != update.progress.total:
                 bar.reset(total=update.progress.total)
@@ -63,25 +113,65 @@ class _Followed(TaskStream):
         bar.set_description_str(str(update.status), refresh=False)
         bar.refresh()
 
-    def _close_bar(self) -> None:
+    def close(self, reason: Optional[str] = None) -> None:
+        """Close the bar (idempotent); ``reason`` replaces the description first."""
         bar, self._bar = self._bar, None
-        if bar is not None:
-            bar.close()
+        if bar is None:
+            return
+        if reason is not None:
+            bar.set_description_str(reason, refresh=False)
+        bar.close()
+
+
+class _Followed(TaskStream):
+    """A ``TaskStream`` that draws each update on a bar as it passes through."""
+
+    def __init__(self, inner: TaskStream, force: Optional[bool], file: Optional[TextIO]) -> None:
+        super().__init__(*inner._take_over())
+        self._progress_bar = Bar(enabled=_visible(file) if force is None else force, file=file)
+
+    def __next__(self) -> TaskUpdate:
+        try:
+            update = super().__next__()
+        except StopIteration:
+            self._progress_bar.close()
+            raise
+        except BaseException as exc:
+            self._progress_bar.close(abort_reason(exc))
+            raise
+        for line in update.logs:
+            self._progress_bar.write(line)
+        self._progress_bar.draw(update)
+        if update.is_terminal:
+            self._progress_bar.close()
+        return update
 
     def close(self) -> None:
-        self._close_bar()
+        self._progress_bar.close()
         super().close()
 
+    def __del__(self) -> None:
+        bar = getattr(self, "_progress_bar", None)
+        if bar is not None:
+            bar.close()
+        super().__del__()
 
-def follow(stream: TaskStream, *, force: Optional[bool] = None) -> TaskStream:
+
+def follow(stream: TaskStream, *, force: Optional[bool] = None, file: Optional[TextIO] = None) -> TaskStream:
     """Wrap ``stream`` so that iterating it draws a live bar; returns a ``TaskStream``.
 
-    ``force=True`` draws even when stderr is not a terminal; ``force=False``
-    never draws. By default a bar is drawn in a terminal or a Jupyter kernel.
+    ``force=True`` draws even when nobody sees it (not a terminal),
+    ``force=False`` never draws; by default (None) a bar is drawn in a Jupyter
+    kernel or when ``file`` (default stderr) is a terminal. ``file`` is a text
+    file for the bar and the log lines. Iterate the result instead of
+    ``stream``, which is left empty.
     """
-    return _Followed(stream, force)
+    return _Followed(stream, force, file)
 
 
-def progress_bar(stream: TaskStream, *, force: Optional[bool] = None) -> Iterator[TaskUpdate]:
+def progress_bar(
+    stream: TaskStream, *, force: Optional[bool] = None, file: Optional[TextIO] = None
+) -> Iterator[TaskUpdate]:
     """Iterate ``stream`` with a live bar (a generator form of ``follow``)."""
-    yield from follow(stream, force=force)
+    with follow(stream, force=force, file=file) as followed:
+        yield from followed
