@@ -1,0 +1,254 @@
+"""The task commands of ``infsh``: ``run``, ``get``, ``cancel``, ``stream``.
+
+Data goes to stdout (the output, a task as JSON, or one JSON object per
+update with ``--json``); what is for people (statuses, log lines, the bar,
+errors) goes to stderr, so ``infsh run ... > out.json`` and ``| jq`` work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, Optional
+
+from ._errors import InferenceError, UsageError
+from .client import Client, inference
+from .models import Task, TaskStatus, TaskUpdate
+from .progress import Bar, abort_reason
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CANCELLED = 3
+EXIT_TIMEOUT = 4
+EXIT_ERROR = 5
+EXIT_INTERRUPTED = 130
+
+_EXIT_BY_STATUS = {TaskStatus.COMPLETED: EXIT_OK, TaskStatus.FAILED: EXIT_FAILED, TaskStatus.CANCELLED: EXIT_CANCELLED}
+
+
+def make_client(args: argparse.Namespace) -> Client:
+    """A client for ``--base-url`` (else ``INFERENCE_BASE_URL``); the key only ever from ``INFERENCE_API_KEY``."""
+    return inference(base_url=getattr(args, "base_url", None))
+
+
+def read_input(args: argparse.Namespace) -> dict[str, Any]:
+    """The task input from ``--input JSON`` or ``--input-file FILE`` (``-``: stdin); ``{}`` without either.
+
+    Raises ``UsageError`` when it cannot be read or is not a JSON object.
+    """
+    if args.input_file is not None:
+        try:
+            if args.input_file == "-":
+                text = sys.stdin.read()
+            else:
+                with open(args.input_file, encoding="utf-8") as handle:
+                    text = handle.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read --input-file {args.input_file}: {exc.strerror or exc}") from None
+        where = f"--input-file {args.input_file}"
+    elif args.input is not None:
+        text, where = args.input, "--input"
+    else:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{where} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f'{where} must be a JSON object like {{"prompt": "..."}}, not {type(value).__name__}')
+    return value
+
+
+def update_json(update: TaskUpdate) -> dict[str, Any]:
+    """One update as the JSON object ``--json`` prints (statuses by name)."""
+    progress = update.progress
+    return {
+        "task_id": update.task_id,
+        "event_id": update.event_id,
+        "status": update.status.value,
+        "progress": None if progress is None else {"current": progress.current, "total": progress.total},
+        "logs": list(update.logs),
+        "partial_output": update.partial_output,
+        "output": update.output,
+        "error": update.error,
+        "timestamp": update.timestamp,
+    }
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    """A task as JSON, in the wire's shape (statuses by name)."""
+    progress = task.progress
+    return {
+        "id": task.id,
+        "app": task.app,
+        "status": task.status.value,
+        "input": task.input,
+        "output": task.raw_output,
+        "error": task.error,
+        "logs": list(task.logs),
+        "progress": None if progress is None else {"current": progress.current, "total": progress.total},
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+    }
+
+
+def _print_json(value: Any, *, indent: Optional[int] = None) -> None:
+    print(json.dumps(value, indent=indent, ensure_ascii=False), flush=True)
+
+
+def _print_output(output: Any) -> None:
+    if isinstance(output, str):
+        print(output, flush=True)
+    else:
+        _print_json(output, indent=2)
+
+
+def _remaining(deadline: Optional[float]) -> Optional[float]:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _show(stream: Any, out_json: bool) -> None:
+    """Follow ``stream`` on the screen: NDJSON on stdout, or statuses, logs and a bar on stderr."""
+    if out_json:
+        for update in stream:
+            _print_json(update_json(update))
+        return
+    bar = Bar(enabled=sys.stderr.isatty(), file=sys.stderr)
+
+    def say(line: str) -> None:
+        if bar.enabled:
+            bar.write(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    status: Optional[TaskStatus] = None
+    try:
+        for update in stream:
+            if update.status != status:
+                status = update.status
+                say(f"status: {status}")
+            for line in update.logs:
+                say(f"  {line}")
+            bar.draw(update)
+    except BaseException as exc:
+        bar.close(abort_reason(exc))
+        raise
+    bar.close()
+
+
+def _finish(client: Client, task_id: str, deadline: Optional[float], args: argparse.Namespace, live: bool) -> int:
+    """Follow the task to its end, print what the mode asks for, return the exit code."""
+    with client.tasks.stream(task_id, getattr(args, "last_event_id", None), timeout=_remaining(deadline)) as stream:
+        if live or args.json:
+            _show(stream, args.json)
+        else:
+            for _ in stream:
+                pass
+        final = stream.result
+        task = stream.final_task
+    if final is None and task is None:  # the stream ended without the terminal update: ask
+        task = client.tasks.get(task_id, timeout=_remaining(deadline))
+    status = final.status if final is not None else task.status if task is not None else TaskStatus.UNKNOWN
+    if not args.json:
+        if status is TaskStatus.COMPLETED:
+            _print_output(final.output if final is not None else task.raw_output if task is not None else None)
+        elif status is TaskStatus.FAILED:
+            error = final.error if final is not None else task.error if task is not None else None
+            print(f"task {task_id} failed: {error or 'no error message'}", file=sys.stderr)
+        elif status is TaskStatus.CANCELLED:
+            print(f"task {task_id} was cancelled", file=sys.stderr)
+    return _EXIT_BY_STATUS.get(status, EXIT_ERROR)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``infsh run APP``: start a task and follow it; Ctrl-C cancels it on the server."""
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    config = {"app": args.app, "input": read_input(args)}
+    with make_client(args) as client:
+        task = client.run(config, wait=False, timeout=args.timeout)
+        if not args.json:
+            print(f"task {task.id}: {args.app}", file=sys.stderr, flush=True)
+        try:
+            return _finish(client, task.id, deadline, args, live=args.stream)
+        except KeyboardInterrupt:
+            _cancel_after_interrupt(client, task.id)
+            raise
+
+
+def _cancel_after_interrupt(client: Client, task_id: str) -> None:
+    try:
+        client.tasks.cancel(task_id, timeout=10.0)
+        print(f"\ninterrupted: cancelled task {task_id}", file=sys.stderr)
+    except InferenceError as exc:  # already finished, or the server is gone: say so, exit 130 anyway
+        print(f"\ninterrupted: could not cancel task {task_id}: {exc}", file=sys.stderr)
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    """``infsh stream ID``: follow an existing task (from ``--last-event-id N`` on); Ctrl-C leaves it running."""
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    with make_client(args) as client:
+        return _finish(client, args.task_id, deadline, args, live=True)
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    """``infsh get ID``: print the task as JSON."""
+    with make_client(args) as client:
+        _print_json(task_json(client.tasks.get(args.task_id, timeout=args.timeout)), indent=2)
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """``infsh cancel ID``: cancel the task on the server and print it as JSON."""
+    with make_client(args) as client:
+        _print_json(task_json(client.tasks.cancel(args.task_id, timeout=args.timeout)), indent=2)
+    return EXIT_OK
+
+
+def add_task_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``run``, ``get``, ``cancel`` and ``stream`` to the ``infsh`` sub-parsers."""
+    run = commands.add_parser("run", parents=[common], help="run an app and wait for (or follow) its task")
+    run.add_argument("app", metavar="APP", help="the app, e.g. infsh/flux-schnell")
+    given = run.add_mutually_exclusive_group()
+    given.add_argument("--input", metavar="JSON", help='the input as a JSON object, e.g. \'{"prompt": "a fox"}\'')
+    given.add_argument("--input-file", metavar="FILE", help="read the input JSON from FILE ('-': stdin)")
+    run.add_argument("--stream", action="store_true", help="show statuses, logs and a progress bar live")
+    _timeout_and_json(run)
+    run.set_defaults(handler=cmd_run)
+
+    stream = commands.add_parser("stream", parents=[common], help="follow an existing task live")
+    stream.add_argument("task_id", metavar="ID")
+    stream.add_argument("--last-event-id", type=_event_id, default=None, metavar="N", help="only updates after N")
+    _timeout_and_json(stream)
+    stream.set_defaults(handler=cmd_stream)
+
+    for name, handler, text in (("get", cmd_get, "print a task as JSON"), ("cancel", cmd_cancel, "cancel a task")):
+        command = commands.add_parser(name, parents=[common], help=text)
+        command.add_argument("task_id", metavar="ID")
+        command.add_argument("--timeout", type=_seconds, default=30.0, metavar="S", help="seconds (default 30)")
+        command.set_defaults(handler=handler)
+
+
+def _timeout_and_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=_seconds, default=None, metavar="S", help="give up after S seconds (exit 4)")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object per update on stdout (NDJSON, for jq)"
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"seconds must be >= 0: {text!r}")
+    return value
+
+
+def _event_id(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"not an event id (an integer >= 0): {text!r}")
+    return int(text)
