@@ -128,7 +128,8 @@ class EventPump:
                 if self._closed:
                     return
         except Exception as exc:  # reported to the pump, which logs it and ends the response
-            self._queue.put(exc)
+            if not self._closed:  # after close() a failing read is expected, not news
+                self._queue.put(exc)
         else:
             self._queue.put(_END)
 

@@ -108,21 +108,30 @@ class RelayServer:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Close the listener and every connection, then join the loop and worker threads."""
+        """Close the listener and every connection, let the worker threads finish, end the loop thread."""
+        from waitress import wasyncore  # type: ignore[import-untyped]
+
         server = self._server
+        if not self._thread.is_alive():
+            server.task_dispatcher.shutdown(timeout=timeout)
+            return
 
-        def close_all() -> None:  # runs on waitress' loop thread, which owns the sockets
-            channels = server.active_channels
+        def close_connections() -> None:  # on waitress' loop thread, which owns the sockets
             for dispatcher in list(server._map.values()):
-                if getattr(dispatcher, "_fileno", None) in channels:
-                    dispatcher.handle_close()
+                if dispatcher is server.trigger:
+                    continue
+                if dispatcher is server:
+                    wasyncore.dispatcher.close(server)  # the listener only; the trigger stays for now
                 else:
-                    dispatcher.close()
+                    dispatcher.handle_close()  # marks the channel gone: its stream ends within ``poll``
 
-        if self._thread.is_alive():
-            server.trigger.pull_trigger(close_all)
-            self._thread.join(timeout)
+        server.trigger.pull_trigger(close_connections)
         server.task_dispatcher.shutdown(timeout=timeout)
+        try:
+            server.trigger.pull_trigger(server.trigger.close)  # an empty map ends the loop
+        except OSError:
+            pass  # woken by a worker's pull, the loop ran our thunk before our own byte was written
+        self._thread.join(timeout)
 
     def __enter__(self) -> RelayServer:
         return self.start()
