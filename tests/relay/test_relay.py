@@ -126,7 +126,7 @@ def test_heartbeats_reach_the_browser_while_the_task_is_quiet(
         reader.close()
         assert 4 <= len(pings) <= 8
         gaps = [b.at - a.at for a, b in zip(pings, pings[1:])]
-        assert all(0.1 < gap < 0.45 for gap in gaps), gaps
+        assert all(0.1 < gap < 0.6 for gap in gaps), gaps
 
 
 def test_upstream_drops_are_resumed_invisibly(client: Client, serve: Callable[..., Served]) -> None:
