@@ -16,7 +16,7 @@ from typing import Any, Optional
 from ._errors import InferenceError, UsageError
 from .client import Client, inference
 from .models import Task, TaskStatus, TaskUpdate
-from .progress import Bar, abort_reason
+from .progress import _abort_reason, _Bar
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -116,7 +116,7 @@ def _show(stream: Any, out_json: bool) -> None:
         for update in stream:
             _print_json(update_json(update))
         return
-    bar = Bar(enabled=sys.stderr.isatty(), file=sys.stderr)
+    bar = _Bar(enabled=sys.stderr.isatty(), file=sys.stderr)
 
     def say(line: str) -> None:
         if bar.enabled:
@@ -134,7 +134,7 @@ def _show(stream: Any, out_json: bool) -> None:
                 say(f"  {line}")
             bar.draw(update)
     except BaseException as exc:
-        bar.close(abort_reason(exc))
+        bar.close(_abort_reason(exc))
         raise
     bar.close()
 

@@ -23,7 +23,7 @@ from ._transport import DEFAULT_BASE_URL, Transport, normalise_base_url, quote_i
 from ._watchdog import CancelToken, _Abort
 from .agent import Agent
 from .models import Task
-from .progress import follow, force_for
+from .progress import _force_for, follow
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -269,7 +269,7 @@ class Client(_many.ManyMixin):
         answers (``NotFoundError`` for an unknown app).
         """
         body = _run_body(config)
-        force = force_for(progress)
+        force = _force_for(progress)
         scope = _Abort(timeout, cancel)
         try:
             data = self._transport.call(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import Any, Optional, TextIO, Union
+from typing import Any, Optional, TextIO
 
 from ._errors import Cancelled, StreamTimeout, UsageError
 from ._stream import TaskStream
@@ -25,11 +25,8 @@ from .models import TaskUpdate
 
 __all__ = ["follow", "progress_bar"]
 
-#: What ``run(..., progress=...)`` accepts: False, True (when visible) or "always".
-ProgressOption = Union[bool, str]
 
-
-def force_for(progress: Any) -> Optional[bool]:
+def _force_for(progress: Any) -> Optional[bool]:
     """``progress=`` → ``follow``'s ``force`` (None: when visible). ``UsageError`` for other values."""
     if progress is True:
         return None
@@ -40,7 +37,7 @@ def force_for(progress: Any) -> Optional[bool]:
     raise UsageError(f'progress must be True, False or "always", not {progress!r}')
 
 
-def in_notebook() -> bool:
+def _in_notebook() -> bool:
     """True inside a Jupyter kernel (IPython with a kernel app), where tqdm.auto draws a widget."""
     ipython = sys.modules.get("IPython")
     get_ipython = getattr(ipython, "get_ipython", None)
@@ -49,7 +46,7 @@ def in_notebook() -> bool:
 
 
 def _visible(file: Optional[TextIO]) -> bool:
-    if file is None and in_notebook():
+    if file is None and _in_notebook():
         return True
     isatty = getattr(file if file is not None else sys.stderr, "isatty", None)
     try:
@@ -58,7 +55,7 @@ def _visible(file: Optional[TextIO]) -> bool:
         return False
 
 
-def abort_reason(error: BaseException) -> str:
+def _abort_reason(error: BaseException) -> str:
     """A word for the bar's last description after ``error`` ended the stream."""
     if isinstance(error, StreamTimeout):
         return "timeout"
@@ -69,7 +66,7 @@ def abort_reason(error: BaseException) -> str:
     return "error"
 
 
-class Bar:
+class _Bar:
     """One tqdm bar for one task, made on the first update; a no-op when not ``enabled``.
 
     ``file`` is where the bar and ``write``'s lines go (default: stderr, or
@@ -84,7 +81,7 @@ class Bar:
     def _lines_file(self) -> TextIO:
         if self._file is not None:
             return self._file
-        return sys.stdout if in_notebook() else sys.stderr
+        return sys.stdout if _in_notebook() else sys.stderr
 
     def write(self, line: str) -> None:
         """Print ``line`` above the bar (or plainly, when there is no bar yet)."""
@@ -128,7 +125,7 @@ class _Followed(TaskStream):
 
     def __init__(self, inner: TaskStream, force: Optional[bool], file: Optional[TextIO]) -> None:
         super().__init__(*inner._take_over())
-        self._progress_bar = Bar(enabled=_visible(file) if force is None else force, file=file)
+        self._progress_bar = _Bar(enabled=_visible(file) if force is None else force, file=file)
 
     def __next__(self) -> TaskUpdate:
         try:
@@ -137,7 +134,7 @@ class _Followed(TaskStream):
             self._progress_bar.close()
             raise
         except BaseException as exc:
-            self._progress_bar.close(abort_reason(exc))
+            self._progress_bar.close(_abort_reason(exc))
             raise
         for line in update.logs:
             self._progress_bar.write(line)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +19,14 @@ from inferencesh.server import LocalServer
 
 from .conftest import SECRET, wait_until
 
-LONG = 20_000  # app seconds: 100 s at the module server's speed 200, so it never ends by itself
+LONG = 500  # app seconds: 100 s at this module's speed 5, so it never ends by itself (and ticks only 5 times a second)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    """This module's server runs apps at speed 5: tasks left running cost the server little."""
+    with LocalServer(speed=5, heartbeat=0.5, retry_ms=20) as running:
+        yield running
 
 
 def sleep(seconds: float = LONG) -> dict[str, Any]:
@@ -51,7 +60,7 @@ def no_leaks(server: LocalServer) -> Iterator[None]:
 
 def test_run_many_returns_tasks_in_input_order(client: Client) -> None:
     # The first configs sleep longest, so they finish last: order must come from the input.
-    configs = [{"app": "infsh/sleep", "input": {"seconds": 60 - 10 * i, "i": i}} for i in range(5)]
+    configs = [{"app": "infsh/sleep", "input": {"seconds": 2.5 - 0.5 * i, "i": i}} for i in range(5)]
     tasks = client.run_many(configs, max_workers=5)
     assert [type(t) for t in tasks] == [Task] * 5
     assert [t.input["i"] for t in tasks] == [0, 1, 2, 3, 4]
@@ -110,7 +119,7 @@ def test_a_bad_config_raises_before_anything_is_sent(client: Client, server: Loc
 
 
 def test_stream_many_merges_updates_in_arrival_order(client: Client) -> None:
-    configs = [sleep(40), echo("fast"), {"app": "infsh/fail", "input": {}}]
+    configs = [sleep(2), echo("fast"), {"app": "infsh/fail", "input": {}}]
     seen: list[tuple[int, TaskUpdate]] = list(client.stream_many(configs))
     by_index: dict[int, list[TaskUpdate]] = {0: [], 1: [], 2: []}
     for index, update in seen:
@@ -119,7 +128,7 @@ def test_stream_many_merges_updates_in_arrival_order(client: Client) -> None:
         assert [u.event_id for u in updates] == list(range(1, len(updates) + 1))
         assert updates[-1].is_terminal and not any(u.is_terminal for u in updates[:-1])
         assert len({u.task_id for u in updates}) == 1
-    assert by_index[0][-1].output == {"slept": 40}
+    assert by_index[0][-1].output == {"slept": 2}
     assert by_index[1][-1].output == {"value": "fast"}
     assert by_index[2][-1].status is TaskStatus.FAILED  # a failed task is an update, not an error
     finished = [index for index, update in seen if update.is_terminal]
@@ -190,6 +199,26 @@ def test_stream_many_raises_the_first_stream_error_and_closes_the_rest(client: C
     with pytest.raises(inferencesh.NotFoundError):
         for _ in client.stream_many([sleep(), sleep(), {"app": "nobody/nothing"}]):
             pass
+
+
+@pytest.mark.parametrize("call", ["stream_many", "run_many"])
+def test_ctrl_c_stops_every_stream_and_with_cancel_task_on_abort_every_task(client: Client, call: str) -> None:
+    ids: list[str] = []
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))  # Ctrl-C while blocked waiting
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        timer.start()
+        if call == "stream_many":
+            for _, update in client.stream_many([sleep(), sleep(), sleep()], cancel_task_on_abort=True):
+                ids.append(update.task_id)
+        else:
+            client.run_many([sleep(), sleep(), sleep()], cancel_task_on_abort=True)
+    timer.join()
+    assert time.monotonic() - started < 5
+    assert reader_threads() == []
+    if call == "stream_many":
+        assert len(set(ids)) == 3
+        assert wait_until(lambda: all(client.tasks.get(i).status is TaskStatus.CANCELLED for i in set(ids)))
 
 
 # -- the pool -----------------------------------------------------------------
