@@ -201,9 +201,7 @@ class _Hub:
         self.batch.token.cancel()  # also cuts short any POST still under way
 
 
-def _follow(
-    client: Client, hub: _Hub, index: int, config: Mapping[str, Any], cancel_task_on_abort: bool
-) -> None:
+def _follow(client: Client, hub: _Hub, index: int, config: Mapping[str, Any], cancel_task_on_abort: bool) -> None:
     try:
         if hub.stopping:
             return
