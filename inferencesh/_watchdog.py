@@ -174,6 +174,7 @@ class _Abort:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._conn: Any = None
+        self._sock: Any = None
         self._timer = None if timeout is None else _WATCHDOG.schedule(timeout, lambda: self.fire(TIMEOUT))
         self._token = cancel
         self._token_key = None if cancel is None else cancel._subscribe(lambda: self.fire(CANCEL))
@@ -184,9 +185,9 @@ class _Abort:
             if self.reason is not None:
                 return
             self.reason = reason
-            conn = self._conn
+            conn, sock = self._conn, self._sock
         self._event.set()
-        _shutdown(conn)
+        _shutdown(conn, sock)
 
     @property
     def fired(self) -> bool:
@@ -215,15 +216,22 @@ class _Abort:
             self.check()
 
     def attach(self, conn: Any) -> None:
+        # The socket is remembered too: http.client drops ``conn.sock`` as soon as an answer
+        # says ``Connection: close`` (or has no length), handing the socket to the response,
+        # and a stream read on it must still be woken.
+        sock = getattr(conn, "sock", None)
         with self._lock:
+            if sock is not None or conn is not self._conn:
+                self._sock = sock
             self._conn = conn
             fired = self.reason is not None
         if fired:
-            _shutdown(conn)
+            _shutdown(conn, sock)
 
     def detach(self) -> None:
         with self._lock:
             self._conn = None
+            self._sock = None
 
     @contextmanager
     def bound(self) -> Iterator[None]:
@@ -251,10 +259,12 @@ def current_scope() -> Optional[_Abort]:
     return getattr(_local, "scope", None)
 
 
-def _shutdown(conn: Any) -> None:
-    sock = getattr(conn, "sock", None)
-    if sock is None:
-        return
-    # A socket already closed by the other side, or an SSL socket torn down, has nothing to wake.
-    with suppress(OSError, ValueError):
-        sock.shutdown(socket.SHUT_RDWR)
+def _shutdown(conn: Any, sock: Any = None) -> None:
+    """Shut down the connection's socket and ``sock`` (the one it had when attached), if any."""
+    current = getattr(conn, "sock", None)
+    for target in (current, sock) if sock is not current else (current,):
+        if target is None:
+            continue
+        # A socket already closed by the other side, or an SSL socket torn down, has nothing to wake.
+        with suppress(OSError, ValueError):
+            target.shutdown(socket.SHUT_RDWR)
