@@ -43,7 +43,10 @@ def event_id(event: ServerSentEvent) -> int:
     text = event.id
     if not (text.isascii() and text.isdigit()):
         raise ProtocolError("event id is not a non-negative decimal integer", event_id=text)
-    return int(text)
+    try:
+        return int(text)
+    except ValueError:  # over int()'s 4,300-digit limit
+        raise ProtocolError("event id is too large", event_id=text[:40] + "...") from None
 
 
 class Feed(Generic[T]):

@@ -16,7 +16,8 @@ result is exact:
   a ``retry`` line of it that did end still applies;
 * a block that sseclient would get wrong (one without a ``data`` field, or
   with ``retry`` or U+0000 in it) is cleaned first: ``retry`` is applied here
-  only when all ASCII digits, ``id`` lines holding U+0000 are ignored;
+  only when all ASCII digits (more than 15 of them count as 10^15 − 1 ms),
+  ``id`` lines holding U+0000 are ignored;
 * the decoder keeps the last event ID buffer across events and stamps it on
   every event it dispatches.
 
@@ -38,6 +39,8 @@ from ._errors import ProtocolError
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "ServerSentEvent"]
 
 DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024
+_RETRY_DIGITS = 15
+_MAX_RETRY_MS = 10**_RETRY_DIGITS - 1  # a ``retry`` with more digits counts as this (31,700 years)
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -158,7 +161,8 @@ class SSEDecoder:
                 value = value[1:]
             if name == b"retry":
                 if value.isdigit():
-                    self.retry = int(value)
+                    # Clamped, so that no digit string (int() refuses over 4,300 digits) can raise here.
+                    self.retry = int(value) if len(value) <= _RETRY_DIGITS else _MAX_RETRY_MS
                 continue
             if name == b"id":
                 if b"\0" in value:
