@@ -212,6 +212,10 @@ def follow(feed: Feed[T], on_abort: Optional[Callable[[], None]] = None) -> Gene
             items, item = opened
             try:
                 while True:
+                    if feed.scope.reason is not None:
+                        # Aborted while this item sat decoded in the buffer: it is not handed out.
+                        feed.scope.check()
+                        return
                     feed.last_event_id = _number_of(item, feed.last_event_id)
                     terminal = feed.is_terminal(item)
                     feed.done = terminal
