@@ -87,6 +87,18 @@ class _Adapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
+    def close(self) -> None:
+        # Recent urllib3 (2.x) only forgets the pools here and lets each one close its idle
+        # connections when it is garbage collected; a pool still referenced (by a finished
+        # response in a pending exception's traceback, say) would keep them open. Close the
+        # pools now: idle connections go at once, ones in use are closed when handed back.
+        pools = self.poolmanager.pools
+        for key in list(pools.keys()):
+            pool = pools.get(key)
+            if pool is not None:
+                pool.close()
+        super().close()
+
 
 class Retryable(Exception):
     """Internal: a failure worth another attempt; ``error`` is what the caller gets if none is left."""

@@ -10,11 +10,13 @@ Bounds are generous: a 0.5 s deadline must raise within 2 s of it.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import psutil
 import pytest
 
 from inferencesh import Cancelled, CancelToken, Client, StreamTimeout, TaskStatus, inference
@@ -214,3 +216,23 @@ def test_nothing_is_left_behind(server: LocalServer) -> None:
     # The watchdog thread goes once no timer is pending; stream sockets were discarded, pooled ones closed.
     assert wait_until(lambda: not sdk_threads(), timeout=5), sdk_threads()
     assert wait_until(lambda: server.open_connections <= baseline, timeout=5), server.open_connections
+
+
+def _sockets_to(port: int) -> int:
+    return sum(1 for c in psutil.Process().net_connections(kind="tcp") if c.raddr and c.raddr.port == port)
+
+
+def test_close_releases_pooled_connections_at_once(server: LocalServer) -> None:
+    """Not when the garbage collector gets round to it: a drop leaves a cycle that holds the pool."""
+    port = int(server.url.rsplit(":", 1)[1])
+    baseline = server.open_connections
+    gc.disable()
+    try:
+        with inference(api_key=SECRET, base_url=server.url, heartbeat_interval=5.0, backoff_initial=0.02) as client:
+            stream = client.run(sleeper(seconds=20, faults=[{"kind": "close", "after": 2}]), stream=True, timeout=30)
+            assert [u.event_id for u in stream][-1] > 2  # resumed after the drop
+            client.tasks.get(stream.task_id)  # leaves a keep-alive connection in the pool
+        assert _sockets_to(port) == 0
+        assert wait_until(lambda: server.open_connections <= baseline, timeout=5), server.open_connections
+    finally:
+        gc.enable()
