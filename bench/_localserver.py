@@ -1,38 +1,44 @@
 """A ``LocalServer`` in a child process, with a pipe to ask it questions.
 
 The child has its own GIL, so the server's work does not slow the client
-being measured, and its CPU and RSS are its own. ``ask("open_connections")``
-and ``ask("open_streams")`` read the server's gauges; ``pid`` is for psutil.
+being measured, and its CPU and RSS are its own. ``ask("open_connections")``,
+``ask("open_streams")`` and ``ask("requests")`` (a list of dicts) read the
+server's gauges and records; ``pid`` is for psutil. The child is a plain
+``python bench/_localserver.py '<options as JSON>'`` talking JSON lines over
+stdin/stdout, and exits when its stdin closes.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-from multiprocessing.connection import Connection
+import dataclasses
+import json
+import os
+import subprocess
+import sys
 from types import TracebackType
 from typing import Any, Optional
 
 
-def _child(conn: Connection, options: dict[str, Any]) -> None:
+def _child(options: dict[str, Any]) -> None:
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 8192 if hard == resource.RLIM_INFINITY else min(8192, hard)
     if soft < wanted:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from inferencesh.server import LocalServer
 
     with LocalServer(**options) as server:
-        conn.send(server.url)
-        while True:
-            try:
-                command = conn.recv()
-            except EOFError:
-                break
+        print(json.dumps(server.url), flush=True)
+        for line in sys.stdin:
+            command = line.strip()
             if command == "stop":
                 break
-            conn.send(getattr(server, command))
-    conn.send("stopped")
+            value = getattr(server, command)
+            if command == "requests":
+                value = [dataclasses.asdict(record) for record in value]
+            print(json.dumps(value), flush=True)
 
 
 class ServerProcess:
@@ -41,47 +47,56 @@ class ServerProcess:
     def __init__(self, **options: Any) -> None:
         self.options = options
         self.url = ""
-        self._conn: Optional[Connection] = None
-        self._process: Optional[Any] = None
+        self._process: Optional[subprocess.Popen[str]] = None
 
     @property
     def pid(self) -> int:
-        assert self._process is not None and self._process.pid is not None
-        return int(self._process.pid)
+        assert self._process is not None
+        return self._process.pid
 
     def ask(self, attribute: str) -> Any:
-        """The server's ``open_connections`` or ``open_streams`` right now."""
-        assert self._conn is not None
-        self._conn.send(attribute)
-        return self._conn.recv()
+        """The server's ``open_connections``, ``open_streams`` or ``requests`` right now."""
+        process = self._process
+        assert process is not None and process.stdin is not None and process.stdout is not None
+        process.stdin.write(attribute + "\n")
+        process.stdin.flush()
+        return json.loads(process.stdout.readline())
 
     def __enter__(self) -> ServerProcess:
-        context = multiprocessing.get_context("spawn")
-        ours, theirs = context.Pipe()
-        self._process = context.Process(target=_child, args=(theirs, self.options), daemon=True)
-        self._process.start()
-        theirs.close()
-        if not ours.poll(60):
-            self._process.kill()
+        self._process = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), json.dumps(self.options)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            self._process.wait(10)
             raise RuntimeError("LocalServer child did not start")
-        self.url = ours.recv()
-        self._conn = ours
+        self.url = json.loads(line)
         return self
 
     def __exit__(
         self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
-        conn, process = self._conn, self._process
-        self._conn = self._process = None
-        if conn is not None:
-            try:
-                conn.send("stop")
-                conn.poll(10)
-            except (OSError, EOFError):
-                pass
-            conn.close()
-        if process is not None:
-            process.join(10)
-            if process.is_alive():
-                process.kill()
-                process.join()
+        process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            assert process.stdin is not None
+            process.stdin.write("stop\n")
+            process.stdin.close()
+        except OSError:
+            pass
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+if __name__ == "__main__":
+    _child(json.loads(sys.argv[1]))
