@@ -395,3 +395,40 @@ def test_deadline_and_cancel_wake_a_read_on_a_connection_close_answer(chunked: b
         started = time.monotonic()
         assert list(stream) == []  # close() from another thread ends the loop quietly
         assert time.monotonic() - started < 5
+
+
+# -- broken HTTP framing ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"zz\r\n", b"-5\r\n", b"f" * 100 + b"\r\n", b"7" * 10000],
+    ids=["garbage-size", "negative-size", "huge-size-line", "endless-size-line"],
+)
+def test_broken_chunk_framing_is_a_drop_then_connection_lost(framing: bytes) -> None:
+    def handler(conn: socket.socket, request: Request) -> None:
+        conn.sendall(head(chunked=True) + chunk(update(1)) + framing)
+        if framing.startswith(b"7"):
+            for piece in _forever(b"7" * 65536):  # the size line never ends
+                conn.sendall(piece)
+        hold(conn, limit=5)
+
+    # A negative or enormous size makes http.client read on as if in the chunk: the idle limit ends it.
+    with serving(handler) as server, make_client(server.url, heartbeat_interval=0.25) as client:
+        before = _rss()
+        error = raised(lambda: drain(client))
+        assert isinstance(error, ConnectionLost)
+        assert error.last_event_id == 1  # event 1 was delivered once, and resumed from
+        assert _rss() - before < 64 * 1024 * 1024
+
+
+def test_a_chunk_that_never_ends_hits_the_event_cap() -> None:
+    def handler(conn: socket.socket, request: Request) -> None:
+        conn.sendall(head(chunked=True) + b"%x\r\n" % (10 * 2**30) + b"data: ")
+        for piece in _forever(b"a" * 65536):
+            conn.sendall(piece)
+
+    with serving(handler) as server, make_client(server.url, max_event_bytes=2**20) as client:
+        before = _rss()
+        assert isinstance(raised(lambda: drain(client)), ProtocolError)
+        assert _rss() - before < 64 * 1024 * 1024
