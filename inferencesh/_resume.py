@@ -86,6 +86,8 @@ class Feed(Generic[T]):
         self.decoder: Optional[SSEDecoder] = None
         self.response: Optional[requests.Response] = None
         self.done = False
+        self.resumed_from = last_event_id  # the id this stream started after (None: from the start)
+        self.heard = False  # whether the current connection brought any event (a replayed one too)
 
     # -- one connection -------------------------------------------------
 
@@ -123,7 +125,9 @@ class Feed(Generic[T]):
             yield chunk
 
     def _items(self, events: Iterator[ServerSentEvent]) -> Iterator[T]:
+        self.heard = False
         for event in events:
+            self.heard = True
             number = event_id(event)
             if self.last_event_id is not None and number <= self.last_event_id:
                 continue
@@ -184,7 +188,15 @@ class Feed(Generic[T]):
         self.release()
         if self.scope.reason == CLOSE:
             return None  # close() from another thread before the first item: end quietly
-        if self.last_event_id is not None and self.finished():
+        # PROTOCOL.md: a resumed stream that closes having sent nothing may mean its id was the
+        # terminal event. Not so when events came (a replay, then a drop), nor once this stream
+        # has delivered a non-terminal item itself: the terminal one is still owed, so reconnect.
+        if (
+            self.last_event_id is not None
+            and self.last_event_id == self.resumed_from
+            and not self.heard
+            and self.finished()
+        ):
             return None
         raise Retryable(_Drop("stream closed before a terminal event"))
 
