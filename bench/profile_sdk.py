@@ -69,7 +69,64 @@ def profile(events: int = 100_000, framing: str = "close", top: int = 12) -> dic
     }
 
 
+def stages(events: int = 100_000, repeat: int = 3) -> dict[str, float]:
+    """Microseconds per update of the path built up stage by stage, in memory (no socket, no profiler).
+
+    The body is cut into 64 KiB reads as ``raw.read1`` would give them; each
+    figure is the best of ``repeat`` and includes the stages before it.
+    """
+    import json
+    import time
+
+    from bench._recorded import recorded_events
+    from inferencesh._sse import SSEDecoder
+    from inferencesh._stream import _loads, parse_update
+
+    body = b"".join(recorded_events(events))
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+
+    def split() -> None:
+        for _ in SSEDecoder()._blocks(iter(chunks)):
+            pass
+
+    def decode() -> None:
+        for _ in SSEDecoder().iter_events(iter(chunks)):
+            pass
+
+    def decode_json() -> None:
+        for event in SSEDecoder().iter_events(iter(chunks)):
+            _loads(event.data)
+
+    def decode_model() -> None:
+        for event in SSEDecoder().iter_events(iter(chunks)):
+            parse_update(event, int(event.id))
+
+    def floor() -> None:
+        for block in body.split(b"\n\n"):
+            start = block.find(b"data: ")
+            if start >= 0:
+                json.loads(block[start + 6 :])
+
+    out: dict[str, float] = {}
+    for name, step in (
+        ("floor in memory: split + json.loads", floor),
+        ("_sse.py framing: line ends, blocks, cap", split),
+        ("+ sseclient-py field parsing, ServerSentEvent", decode),
+        ("+ JSON decoding", decode_json),
+        ("+ TaskUpdate (models.py)", decode_model),
+    ):
+        best = float("inf")
+        for _ in range(repeat):
+            started = time.perf_counter()
+            step()
+            best = min(best, time.perf_counter() - started)
+        out[name] = best / events * 1e6
+    return out
+
+
 if __name__ == "__main__":
+    for name, micros in stages().items():
+        print(f"  {micros:6.2f} us/update  {name}")
     for framing in ("close", "chunked"):
         result = profile(framing=framing)
         print(f"\n{framing}: {result['profiled_seconds']:.2f} s under cProfile")
