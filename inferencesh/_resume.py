@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Iterator
-from typing import Callable, Generic, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, Protocol, TypeVar
 
 import requests
 import urllib3.exceptions
@@ -26,9 +26,14 @@ from ._sse import ServerSentEvent, SSEDecoder
 from ._transport import Retryable, Transport, describe
 from ._watchdog import CANCEL, CLOSE, TIMEOUT, _Abort
 
+if TYPE_CHECKING:
+    from types import TracebackType
+
 log = logging.getLogger("inferencesh.stream")
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
+FI = TypeVar("FI", bound="FeedIterator[Any]")
 
 _READ_SIZE = 64 * 1024
 _READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError)
@@ -259,3 +264,98 @@ def follow(feed: Feed[T], on_abort: Optional[Callable[[], None]] = None) -> Gene
 def _number_of(item: object, previous: Optional[int]) -> Optional[int]:
     number = getattr(item, "event_id", None)
     return number if isinstance(number, int) else previous
+
+
+class Watcher(Protocol[T_contra]):
+    """Something that sees each item a stream hands out and how the stream ended (a progress bar)."""
+
+    def seen(self, item: T_contra) -> None: ...
+
+    def ended(self, error: Optional[BaseException]) -> None: ...
+
+
+class FeedIterator(Generic[T]):
+    """What users iterate: a ``follow`` generator over a ``Feed``, iterated once.
+
+    Also a context manager. ``close()`` (safe from any thread), leaving the
+    ``with`` block and garbage collection release the connection at once,
+    and so does breaking out of a ``for`` over a stream that nothing else
+    holds. Subclasses keep their bookkeeping in ``_seen``.
+    """
+
+    def __init__(self, feed: Feed[T], gen: Generator[T, None, None]) -> None:
+        self._feed = feed
+        self._gen: Optional[Generator[T, None, None]] = gen
+        self._watchers: list[Watcher[T]] = []
+
+    def _seen(self, item: T) -> None:
+        """Bookkeeping for each item, before the caller gets it."""
+
+    def _watch(self, watcher: Watcher[T]) -> None:
+        self._watchers.append(watcher)
+
+    def _end(self, error: Optional[BaseException]) -> None:
+        watchers, self._watchers = self._watchers, []
+        for watcher in watchers:
+            watcher.ended(error)
+
+    def __iter__(self: FI) -> FI:
+        return self
+
+    def __next__(self) -> T:
+        if self._gen is None:
+            raise StopIteration
+        try:
+            item = next(self._gen)
+        except StopIteration:
+            self._gen = None
+            self._end(None)
+            raise
+        except BaseException as exc:
+            self._gen = None
+            self._end(exc)
+            raise
+        self._seen(item)
+        for watcher in self._watchers:
+            watcher.seen(item)
+        return item
+
+    @property
+    def last_event_id(self) -> Optional[int]:
+        """The id of the last event delivered (to resume from later), or None."""
+        return self._feed.last_event_id
+
+    def close(self) -> None:
+        """Stop reading and release the connection; what runs on the server keeps running.
+
+        Safe from any thread: a read blocked in another thread returns at once
+        and that loop ends without an error.
+        """
+        self._feed.scope.fire(CLOSE)
+        gen, self._gen = self._gen, None
+        if gen is not None:
+            try:
+                gen.close()
+            except ValueError:
+                pass  # running in another thread, which the fired scope has already woken
+        self._feed.scope.close()
+        self._end(None)
+
+    def __enter__(self: FI) -> FI:
+        return self
+
+    def __exit__(
+        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        gen = getattr(self, "_gen", None)
+        if gen is not None:
+            self._gen = None
+            gen.close()
+        feed = getattr(self, "_feed", None)
+        if feed is not None:
+            feed.scope.close()
+        if getattr(self, "_watchers", None):
+            self._end(None)

@@ -14,14 +14,14 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Optional
 
 from ._errors import ConflictError, ProtocolError
-from ._resume import Feed, follow
+from ._resume import Feed, FeedIterator, follow
 from ._sse import ServerSentEvent
 from ._transport import Transport, quote_id
-from ._watchdog import CLOSE, _Abort
+from ._watchdog import _Abort
 from .models import Progress, Task, TaskStatus, TaskUpdate
 
 if TYPE_CHECKING:
-    from types import TracebackType
+    pass
 
 log = logging.getLogger("inferencesh")
 
@@ -141,7 +141,7 @@ def _cancel_quietly(transport: Transport, task_id: str) -> None:
         scope.close()
 
 
-class TaskStream:
+class TaskStream(FeedIterator[TaskUpdate]):
     """The updates of one task, iterable once (``for update in stream``).
 
     Yields ``TaskUpdate`` objects in event-id order, each exactly once, and
@@ -155,39 +155,14 @@ class TaskStream:
     """
 
     def __init__(
-        self,
-        task_id: str,
-        feed: Feed[TaskUpdate],
-        record: _Record,
-        gen: Optional[Generator[TaskUpdate, None, None]],
+        self, task_id: str, feed: Feed[TaskUpdate], record: _Record, gen: Generator[TaskUpdate, None, None]
     ) -> None:
+        super().__init__(feed, gen)
         self._task_id = task_id
-        self._feed = feed
         self._record = record
-        self._gen = gen
-        self._handed_over = False
 
-    # -- iteration ------------------------------------------------------
-
-    def _take_over(self) -> tuple[str, Feed[TaskUpdate], _Record, Optional[Generator[TaskUpdate, None, None]]]:
-        """Hand this stream's reading state to a wrapping stream (``progress``); this one is then empty."""
-        gen, self._gen = self._gen, None
-        self._handed_over = True  # the scope now belongs to the wrapper: never close it from here
-        return self._task_id, self._feed, self._record, gen
-
-    def __iter__(self) -> TaskStream:
-        return self
-
-    def __next__(self) -> TaskUpdate:
-        if self._gen is None:
-            raise StopIteration
-        try:
-            update = next(self._gen)
-        except BaseException:
-            self._gen = None
-            raise
-        self._record.add(update)
-        return update
+    def _seen(self, item: TaskUpdate) -> None:
+        self._record.add(item)
 
     # -- what users otherwise collect by hand ----------------------------
 
@@ -217,11 +192,6 @@ class TaskStream:
         return self._record.result
 
     @property
-    def last_event_id(self) -> Optional[int]:
-        """The id of the last update delivered (for ``client.tasks.stream(..., last_event_id=)``)."""
-        return self._feed.last_event_id
-
-    @property
     def duration(self) -> Optional[float]:
         """Seconds (client clock) from the first update received to the terminal one, or None."""
         record = self._record
@@ -236,21 +206,6 @@ class TaskStream:
 
     # -- control ----------------------------------------------------------
 
-    def close(self) -> None:
-        """Stop reading and release the connection; the task keeps running on the server.
-
-        Safe from any thread: a read blocked in another thread returns at once
-        and that loop ends without an error.
-        """
-        self._feed.scope.fire(CLOSE)
-        gen, self._gen = self._gen, None
-        if gen is not None:
-            try:
-                gen.close()
-            except ValueError:
-                pass  # running in another thread, which the fired scope has already woken
-        self._feed.scope.close()
-
     def cancel_task(self) -> Task:
         """Ask the server to cancel the task (``POST /tasks/{id}/cancel``); returns the Task.
 
@@ -264,26 +219,6 @@ class TaskStream:
         finally:
             scope.close()
         return Task.from_wire(data)
-
-    def __enter__(self) -> TaskStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        gen = getattr(self, "_gen", None)
-        if gen is not None:
-            self._gen = None
-            gen.close()
-        feed = getattr(self, "_feed", None)
-        if feed is not None and not getattr(self, "_handed_over", False):
-            feed.scope.close()
 
     def __repr__(self) -> str:
         return f"<TaskStream task_id={self._task_id!r} status={self.status} last_event_id={self.last_event_id}>"

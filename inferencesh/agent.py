@@ -17,15 +17,13 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._errors import AgentError, ConflictError, ProtocolError, UsageError
-from ._resume import Feed, follow
+from ._resume import Feed, FeedIterator, follow
 from ._sse import ServerSentEvent
 from ._transport import quote_id
-from ._watchdog import CLOSE, CancelToken, _Abort
+from ._watchdog import CancelToken, _Abort
 from .models import Done, Message, Reply, ToolCall
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from .client import Client
 
 __all__ = ["Agent", "AgentEvent", "AgentStream"]
@@ -80,7 +78,7 @@ def parse_agent_event(event: ServerSentEvent, number: int) -> Optional[AgentEven
     return None
 
 
-class AgentStream:
+class AgentStream(FeedIterator[AgentEvent]):
     """One agent turn as an iterator of ``Message``, ``ToolCall`` and, last, ``Done``.
 
     Answer each ``ToolCall`` with ``agent.submit_tool_result(call.id, result)``
@@ -92,33 +90,21 @@ class AgentStream:
     """
 
     def __init__(self, chat_id: str, message_id: str, feed: Feed[AgentEvent], gen: Generator[AgentEvent, None, None]):
+        super().__init__(feed, gen)
         self.chat_id = chat_id
         self.message_id = message_id
-        self._feed = feed
-        self._gen: Optional[Generator[AgentEvent, None, None]] = gen
         self._text: list[str] = []
         self._thinking: list[str] = []
         self._tool_calls: list[ToolCall] = []
         self._done: Optional[Done] = None
 
-    def __iter__(self) -> AgentStream:
-        return self
-
-    def __next__(self) -> AgentEvent:
-        if self._gen is None:
-            raise StopIteration
-        try:
-            event = next(self._gen)
-        except BaseException:
-            self._gen = None
-            raise
-        if isinstance(event, Message):
-            (self._text if event.type == "text" else self._thinking).append(event.content)
-        elif isinstance(event, ToolCall):
-            self._tool_calls.append(event)
+    def _seen(self, item: AgentEvent) -> None:
+        if isinstance(item, Message):
+            (self._text if item.type == "text" else self._thinking).append(item.content)
+        elif isinstance(item, ToolCall):
+            self._tool_calls.append(item)
         else:
-            self._done = event
-        return event
+            self._done = item
 
     @property
     def text(self) -> str:
@@ -145,39 +131,6 @@ class AgentStream:
             tuple(self._tool_calls),
             done.error,
         )
-
-    @property
-    def last_event_id(self) -> Optional[int]:
-        """The id of the last event delivered in this turn."""
-        return self._feed.last_event_id
-
-    def close(self) -> None:
-        """Stop reading and release the connection (the turn goes on unless stopped)."""
-        self._feed.scope.fire(CLOSE)
-        gen, self._gen = self._gen, None
-        if gen is not None:
-            try:
-                gen.close()
-            except ValueError:
-                pass  # running in another thread, which the fired scope has already woken
-        self._feed.scope.close()
-
-    def __enter__(self) -> AgentStream:
-        return self
-
-    def __exit__(
-        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        gen = getattr(self, "_gen", None)
-        if gen is not None:
-            self._gen = None
-            gen.close()
-        feed = getattr(self, "_feed", None)
-        if feed is not None:
-            feed.scope.close()
 
 
 class Agent:

@@ -120,50 +120,33 @@ class _Bar:
         bar.close()
 
 
-class _Followed(TaskStream):
-    """A ``TaskStream`` that draws each update on a bar as it passes through."""
+class _BarWatcher:
+    """Draws each update of one stream on a ``_Bar``, and closes it however the stream ends."""
 
-    def __init__(self, inner: TaskStream, force: Optional[bool], file: Optional[TextIO]) -> None:
-        super().__init__(*inner._take_over())
-        self._progress_bar = _Bar(enabled=_visible(file) if force is None else force, file=file)
+    def __init__(self, bar: _Bar) -> None:
+        self.bar = bar
 
-    def __next__(self) -> TaskUpdate:
-        try:
-            update = super().__next__()
-        except StopIteration:
-            self._progress_bar.close()
-            raise
-        except BaseException as exc:
-            self._progress_bar.close(_abort_reason(exc))
-            raise
+    def seen(self, update: TaskUpdate) -> None:
         for line in update.logs:
-            self._progress_bar.write(line)
-        self._progress_bar.draw(update)
+            self.bar.write(line)
+        self.bar.draw(update)
         if update.is_terminal:
-            self._progress_bar.close()
-        return update
+            self.bar.close()
 
-    def close(self) -> None:
-        self._progress_bar.close()
-        super().close()
-
-    def __del__(self) -> None:
-        bar = getattr(self, "_progress_bar", None)
-        if bar is not None:
-            bar.close()
-        super().__del__()
+    def ended(self, error: Optional[BaseException]) -> None:
+        self.bar.close(None if error is None else _abort_reason(error))
 
 
 def follow(stream: TaskStream, *, force: Optional[bool] = None, file: Optional[TextIO] = None) -> TaskStream:
-    """Wrap ``stream`` so that iterating it draws a live bar; returns a ``TaskStream``.
+    """Make iterating ``stream`` draw a live bar; returns ``stream`` itself.
 
     ``force=True`` draws even when nobody sees it (not a terminal),
     ``force=False`` never draws; by default (None) a bar is drawn in a Jupyter
     kernel or when ``file`` (default stderr) is a terminal. ``file`` is a text
-    file for the bar and the log lines. Iterate the result instead of
-    ``stream``, which is left empty.
+    file for the bar and the log lines.
     """
-    return _Followed(stream, force, file)
+    stream._watch(_BarWatcher(_Bar(enabled=_visible(file) if force is None else force, file=file)))
+    return stream
 
 
 def progress_bar(
