@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from ._errors import InferenceError, UsageError
 from .client import Client, inference
-from .models import Task, TaskStatus, TaskUpdate
+from .models import TaskStatus, TaskUpdate
 from .progress import _abort_reason, _Bar
 
 EXIT_OK = 0
@@ -64,35 +64,7 @@ def read_input(args: argparse.Namespace) -> dict[str, Any]:
 
 def update_json(update: TaskUpdate) -> dict[str, Any]:
     """One update as the JSON object ``--json`` prints (statuses by name)."""
-    progress = update.progress
-    return {
-        "task_id": update.task_id,
-        "event_id": update.event_id,
-        "status": update.status.value,
-        "progress": None if progress is None else {"current": progress.current, "total": progress.total},
-        "logs": list(update.logs),
-        "partial_output": update.partial_output,
-        "output": update.output,
-        "error": update.error,
-        "timestamp": update.timestamp,
-    }
-
-
-def task_json(task: Task) -> dict[str, Any]:
-    """A task as JSON, in the wire's shape (statuses by name)."""
-    progress = task.progress
-    return {
-        "id": task.id,
-        "app": task.app,
-        "status": task.status.value,
-        "input": task.input,
-        "output": task.raw_output,
-        "error": task.error,
-        "logs": list(task.logs),
-        "progress": None if progress is None else {"current": progress.current, "total": progress.total},
-        "created_at": task.created_at,
-        "updated_at": task.updated_at,
-    }
+    return {"event_id": update.event_id, **update.to_wire()}
 
 
 def _print_json(value: Any, *, indent: Optional[int] = None) -> None:
@@ -196,14 +168,14 @@ def cmd_stream(args: argparse.Namespace) -> int:
 def cmd_get(args: argparse.Namespace) -> int:
     """``infsh get ID``: print the task as JSON."""
     with make_client(args) as client:
-        _print_json(task_json(client.tasks.get(args.task_id, timeout=args.timeout)), indent=2)
+        _print_json(client.tasks.get(args.task_id, timeout=args.timeout).to_wire(), indent=2)
     return EXIT_OK
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """``infsh cancel ID``: cancel the task on the server and print it as JSON."""
     with make_client(args) as client:
-        _print_json(task_json(client.tasks.cancel(args.task_id, timeout=args.timeout)), indent=2)
+        _print_json(client.tasks.cancel(args.task_id, timeout=args.timeout).to_wire(), indent=2)
     return EXIT_OK
 
 

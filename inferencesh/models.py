@@ -111,6 +111,10 @@ class Progress:
             return 0.0
         return min(1.0, max(0.0, self.current / self.total))
 
+    def to_wire(self) -> dict[str, int]:
+        """``{"current": int, "total": int}``, the wire shape."""
+        return {"current": self.current, "total": self.total}
+
     @classmethod
     def from_wire(cls, value: Any) -> Optional[Progress]:
         """``{"current": int, "total": int}`` → ``Progress``; None → None.
@@ -189,6 +193,19 @@ class TaskUpdate:
         """True when the status is completed, failed or cancelled."""
         return self.status.is_terminal
 
+    def to_wire(self) -> dict[str, Any]:
+        """The TaskUpdate JSON object of PROTOCOL.md, with ``status`` as its lowercase name."""
+        return {
+            "task_id": self.task_id,
+            "status": self.status.value,
+            "progress": None if self.progress is None else self.progress.to_wire(),
+            "logs": list(self.logs),
+            "partial_output": self.partial_output,
+            "output": self.output,
+            "error": self.error,
+            "timestamp": self.timestamp,
+        }
+
     @classmethod
     def from_wire(cls, event_id: int, data: Any) -> TaskUpdate:
         """Build an update from a decoded TaskUpdate JSON object.
@@ -266,6 +283,21 @@ class Task:
         """Return the task if it did not fail or get cancelled; else raise ``TaskFailed`` / ``TaskCancelled``."""
         self.output  # noqa: B018 - the property raises for failed and cancelled tasks
         return self
+
+    def to_wire(self) -> dict[str, Any]:
+        """The Task JSON object of PROTOCOL.md, with ``status`` as its lowercase name."""
+        return {
+            "id": self.id,
+            "app": self.app,
+            "status": self.status.value,
+            "input": self.input,
+            "output": self.raw_output,
+            "error": self.error,
+            "logs": list(self.logs),
+            "progress": None if self.progress is None else self.progress.to_wire(),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
 
     @classmethod
     def from_wire(cls, data: Any) -> Task:

@@ -38,17 +38,7 @@ PING = b": ping\n\n"
 
 def encode_update(update: TaskUpdate) -> bytes:
     """One unnamed SSE event: ``id: N`` and the TaskUpdate JSON with ``status`` as its lowercase name."""
-    progress = update.progress
-    payload = {
-        "task_id": update.task_id,
-        "status": update.status.value,
-        "progress": None if progress is None else {"current": progress.current, "total": progress.total},
-        "logs": list(update.logs),
-        "partial_output": update.partial_output,
-        "output": update.output,
-        "error": update.error,
-        "timestamp": update.timestamp,
-    }
+    payload = update.to_wire()
     # json.dumps escapes CR and LF inside strings, so the data is always one line.
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     return b"id: %d\ndata: %s\n\n" % (update.event_id, data.encode("utf-8"))

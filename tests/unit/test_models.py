@@ -497,3 +497,37 @@ def test_defaults_of_agent_events() -> None:
     assert ToolCall("c", "f").args is not ToolCall("c", "f").args
     assert Done("completed") == Done("completed", "", None, None)
     assert Reply("c", "m", "t", "", "completed").tool_calls == ()
+
+
+def test_to_wire_round_trips_an_update() -> None:
+    wire = {
+        "task_id": "tsk_1",
+        "status": 7,
+        "progress": {"current": 2, "total": 8},
+        "logs": ["Step 2/8"],
+        "partial_output": {"step": 2},
+        "output": None,
+        "error": None,
+        "timestamp": "2026-11-30T00:00:00Z",
+    }
+    update = TaskUpdate.from_wire(5, wire)
+    assert update.to_wire() == {**wire, "status": "running"}
+    assert TaskUpdate.from_wire(5, update.to_wire()) == update
+
+
+def test_to_wire_round_trips_a_task() -> None:
+    wire = {
+        "id": "tsk_1",
+        "app": "infsh/echo",
+        "status": "failed",
+        "input": {"a": 1},
+        "output": None,
+        "error": "boom",
+        "logs": ["a", "b"],
+        "progress": None,
+        "created_at": "2026-11-30T00:00:00Z",
+        "updated_at": "2026-11-30T00:00:01Z",
+    }
+    task = Task.from_wire(wire)
+    assert task.to_wire() == wire
+    assert Task.from_wire(task.to_wire()) == task
