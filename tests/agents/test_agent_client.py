@@ -26,7 +26,8 @@ from inferencesh import (
     inference,
 )
 from inferencesh.server import LocalServer
-from tests.integration.conftest import sdk_threads, wait_until
+from tests.helpers import wait_until
+from tests.integration.conftest import sdk_threads
 
 AGENT = "infsh/assistant@latest"
 #: Every fault a connection can meet, each once per turn; "after" counts events on one connection.

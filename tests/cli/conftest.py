@@ -80,13 +80,3 @@ def interrupt(process: subprocess.Popen[str], timeout: float = 10) -> tuple[int,
     process.send_signal(signal.SIGINT)
     code = process.wait(timeout)
     return code, time.monotonic() - started
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> bool:
-    """Poll ``predicate`` every 20 ms until it is truthy (True) or ``timeout`` seconds passed (False)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True

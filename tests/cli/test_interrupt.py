@@ -8,8 +8,9 @@ import sys
 import textwrap
 
 from inferencesh.server import LocalServer
+from tests.helpers import wait_until
 
-from .conftest import read_until, wait_until
+from .conftest import read_until
 
 CHILD = textwrap.dedent(
     """

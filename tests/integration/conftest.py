@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -33,17 +32,6 @@ def client(server: LocalServer) -> Iterator[Client]:
         backoff_max=0.2,
     ) as made:
         yield made
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is truthy or ``timeout`` seconds passed; returns the last result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
 
 
 def sdk_threads() -> list[threading.Thread]:

@@ -16,8 +16,9 @@ import pytest
 import inferencesh
 from inferencesh import CancelToken, Client, Task, TaskFailed, TaskStatus, TaskUpdate, inference
 from inferencesh.server import LocalServer
+from tests.helpers import wait_until
 
-from .conftest import SECRET, wait_until
+from .conftest import SECRET
 
 LONG = 500  # app seconds: 100 s at this module's speed 5, so it never ends by itself (and ticks only 5 times a second)
 

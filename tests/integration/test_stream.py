@@ -12,8 +12,9 @@ from PIL import Image
 import inferencesh
 from inferencesh import Client, TaskStatus, TaskUpdate
 from inferencesh.server import LocalServer
+from tests.helpers import wait_until
 
-from .conftest import flux, wait_until
+from .conftest import flux
 
 FLOW = [
     "received",

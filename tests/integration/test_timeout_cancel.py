@@ -21,8 +21,9 @@ import pytest
 
 from inferencesh import Cancelled, CancelToken, Client, StreamTimeout, TaskStatus, inference
 from inferencesh.server import LocalServer
+from tests.helpers import wait_until
 
-from .conftest import SECRET, sdk_threads, wait_until
+from .conftest import SECRET, sdk_threads
 
 pytestmark = pytest.mark.timeout(60)
 

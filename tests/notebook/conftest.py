@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -40,16 +39,6 @@ def kernel_env(server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> LocalSer
     monkeypatch.setenv("INFERENCE_API_KEY", KEY)
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # quiets the kernel's debugger warning
     return server
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> bool:
-    """Poll ``predicate`` every 20 ms until it is truthy (True) or ``timeout`` seconds passed (False)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def text_of(cell: Any) -> str:

@@ -12,8 +12,9 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
 from inferencesh.server import LocalServer
+from tests.helpers import wait_until
 
-from .conftest import text_of, wait_until
+from .conftest import text_of
 
 pytestmark = pytest.mark.notebook
 

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 from urllib.parse import urlsplit
 
 SECRET = "inf_relay_s3cr3t_never_in_a_browser_7f3a"
@@ -156,16 +156,6 @@ def _parse_block(at: float, text: str) -> Block:
 def stream(base: str, task_id: str, headers: Optional[dict[str, str]] = None) -> SSEReader:
     """Open the relay's stream of ``task_id`` and read it on a thread."""
     return SSEReader(f"{base}/stream?taskId={task_id}", headers=dict(headers or {})).start()
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
 
 
 def flux(prompt: str = "a red fox", **extra: Any) -> dict[str, Any]:

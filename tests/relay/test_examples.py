@@ -17,8 +17,9 @@ import pytest
 from inferencesh import Client
 from inferencesh.relay import RelayServer, make_relay, page_html
 from inferencesh.server import LocalServer
+from tests.helpers import wait_until
 
-from .helpers import SECRET, flux, post_json, request, stream, wait_until
+from .helpers import SECRET, flux, post_json, request, stream
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

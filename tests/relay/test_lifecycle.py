@@ -10,9 +10,10 @@ from typing import Any, Callable
 from inferencesh import Client
 from inferencesh.relay import make_relay
 from inferencesh.server import LocalServer
+from tests.helpers import wait_until
 
 from .conftest import Served, make_client
-from .helpers import flux, post_json, stream, wait_until
+from .helpers import flux, post_json, stream
 
 
 def relay_threads() -> list[threading.Thread]:

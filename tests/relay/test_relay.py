@@ -8,9 +8,10 @@ from typing import Callable
 
 from inferencesh import Client, TaskStatus
 from inferencesh.server import LocalServer
+from tests.helpers import wait_until
 
 from .conftest import Served, make_client
-from .helpers import SECRET, SSEReader, flux, post_json, request, stream, wait_until
+from .helpers import SECRET, SSEReader, flux, post_json, request, stream
 
 STATUS_NAMES = {status.value for status in TaskStatus}
 
