@@ -42,12 +42,42 @@ __all__ = [
 ]
 
 
+_SECRETS: set[str] = set()
+_SHORTEST_SECRET = 8
+
+
+def register_secret(secret: str) -> None:
+    """Keep ``secret`` (an API key) out of every error message and attribute from now on.
+
+    Keys shorter than 8 characters (``"test"``, ``"demo"``) are not secrets worth
+    garbling messages for.
+    """
+    if len(secret) >= _SHORTEST_SECRET:
+        _SECRETS.add(secret)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered API key replaced by ``***``."""
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
 class InferenceError(Exception):
     """Base class of every error raised by ``inferencesh``.
 
     Every one pickles with its attributes (so it crosses process boundaries:
     dask, multiprocessing), although most take other arguments than ``args``.
+    No message or string attribute ever holds a client's API key, even when a
+    server echoes it back: it is replaced by ``***``.
     """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, redact(value) if isinstance(value, str) else value)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.args, dict(self.__dict__)))

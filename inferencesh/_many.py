@@ -141,7 +141,7 @@ def run_many(
                 return
             results[index] = client.run(
                 config, timeout=batch.remaining(), cancel=batch.token, cancel_task_on_abort=cancel_task_on_abort
-            )
+            ).raise_for_status()
         except Exception as exc:
             error = batch.translate(exc)
             results[index] = error

@@ -15,6 +15,7 @@ The tenacity policy wraps only that reconnect step.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, Protocol, TypeVar
 
@@ -57,8 +58,8 @@ def event_id(event: ServerSentEvent) -> int:
 class Feed(Generic[T]):
     """The state of one resumable stream; holds no reference to the object the user iterates.
 
-    ``parse(event, id)`` turns an event into an item, or None to skip an event
-    type the stream does not know; ``is_terminal(item)`` says when to stop;
+    Events whose type is not in ``event_types`` are skipped before anything
+    else; ``parse(event, id)`` turns the others into items (None skips one); ``is_terminal(item)`` says when to stop;
     ``finished()`` is asked when a resumed stream closes with nothing new
     (PROTOCOL.md: the task may be over) and returns True to end quietly.
     """
@@ -70,6 +71,7 @@ class Feed(Generic[T]):
         scope: _Abort,
         *,
         parse: Callable[[ServerSentEvent, int], Optional[T]],
+        event_types: frozenset[str],
         is_terminal: Callable[[T], bool],
         finished: Callable[[], bool] = lambda: False,
         last_event_id: Optional[int],
@@ -81,6 +83,7 @@ class Feed(Generic[T]):
         self.path = path
         self.scope = scope
         self.parse = parse
+        self.event_types = event_types
         self.is_terminal = is_terminal
         self.finished = finished
         self.last_event_id = last_event_id
@@ -98,7 +101,8 @@ class Feed(Generic[T]):
 
     def open(self) -> Iterator[T]:
         """Open the stream from the last delivered id; the iterator yields only new items."""
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+        # identity: a compressed event stream would hold events back until a block fills.
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store", "Accept-Encoding": "identity"}
         if self.last_event_id is not None:
             headers["Last-Event-ID"] = str(self.last_event_id)
         response = self.transport.send(
@@ -118,7 +122,7 @@ class Feed(Generic[T]):
         raw = response.raw
         while True:
             try:
-                chunk = raw.read1(_READ_SIZE)
+                chunk = raw.read1(_READ_SIZE, decode_content=True)
             except _READ_ERRORS as exc:
                 self.scope.check()
                 if self.scope.reason == CLOSE:
@@ -133,6 +137,8 @@ class Feed(Generic[T]):
         self.heard = False
         for event in events:
             self.heard = True
+            if event.event not in self.event_types:
+                continue  # PROTOCOL.md: event types the client does not know are ignored, id or not
             number = event_id(event)
             if self.last_event_id is not None and number <= self.last_event_id:
                 continue
@@ -261,6 +267,17 @@ def follow(feed: Feed[T], on_abort: Optional[Callable[[], None]] = None) -> Gene
             on_abort()
 
 
+def once(action: Callable[[], None]) -> Callable[[], None]:
+    """``action`` that runs the first time it is called only (an abort hook reached two ways)."""
+    first = threading.Lock()
+
+    def run() -> None:
+        if first.acquire(blocking=False):
+            action()
+
+    return run
+
+
 def _number_of(item: object, previous: Optional[int]) -> Optional[int]:
     number = getattr(item, "event_id", None)
     return number if isinstance(number, int) else previous
@@ -283,9 +300,12 @@ class FeedIterator(Generic[T]):
     holds. Subclasses keep their bookkeeping in ``_seen``.
     """
 
-    def __init__(self, feed: Feed[T], gen: Generator[T, None, None]) -> None:
+    def __init__(
+        self, feed: Feed[T], gen: Generator[T, None, None], on_abort: Optional[Callable[[], None]] = None
+    ) -> None:
         self._feed = feed
         self._gen: Optional[Generator[T, None, None]] = gen
+        self._on_abort = on_abort
         self._watchers: list[Watcher[T]] = []
 
     def _seen(self, item: T) -> None:
@@ -299,8 +319,23 @@ class FeedIterator(Generic[T]):
         for watcher in watchers:
             watcher.ended(error)
 
-    def __iter__(self: FI) -> FI:
-        return self
+    def __iter__(self) -> Iterator[T]:
+        # A fresh generator per loop: when a loop is left early (break, an exception in its
+        # body) the loop drops it, and its finally releases the connection at once, even
+        # while the caller still holds the stream.
+        return self._loop()
+
+    def _loop(self) -> Generator[T, None, None]:
+        try:
+            while True:
+                try:
+                    item = self.__next__()
+                except StopIteration:
+                    return
+                yield item
+        finally:
+            if self._gen is not None:
+                self.close()
 
     def __next__(self) -> T:
         if self._gen is None:
@@ -347,7 +382,12 @@ class FeedIterator(Generic[T]):
     def __exit__(
         self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
+        # Ctrl-C in the loop body, not in a read: the abort hook (cancel_task_on_abort) still runs.
+        interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+        unfinished = not self._feed.done
         self.close()
+        if interrupted and unfinished and self._on_abort is not None:
+            self._on_abort()
 
     def __del__(self) -> None:
         gen = getattr(self, "_gen", None)

@@ -11,10 +11,10 @@ import json
 import logging
 import time
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._errors import ConflictError, ProtocolError
-from ._resume import Feed, FeedIterator, follow
+from ._resume import Feed, FeedIterator, follow, once
 from ._sse import ServerSentEvent
 from ._transport import Transport, quote_id
 from ._watchdog import _Abort
@@ -37,8 +37,8 @@ def parse_update(event: ServerSentEvent, number: int) -> Optional[TaskUpdate]:
         return None
     try:
         data = _loads(event.data)
-    except ValueError:
-        raise ProtocolError("event data is not JSON", event_id=event.id) from None
+    except (ValueError, RecursionError):
+        raise ProtocolError("event data is not JSON (or nested too deeply)", event_id=event.id) from None
     return TaskUpdate.from_wire(number, data)
 
 
@@ -117,6 +117,7 @@ def open_task_stream(
         f"{task_path}/stream",
         scope,
         parse=parse_update,
+        event_types=_UPDATE_TYPES,
         is_terminal=lambda update: update.is_terminal,
         finished=finished,
         last_event_id=last_event_id,
@@ -124,7 +125,8 @@ def open_task_stream(
         idle_timeout=idle_timeout,
         max_event_bytes=max_event_bytes,
     )
-    return TaskStream(task_id, feed, record, follow(feed, cancel_on_server if cancel_task_on_abort else None))
+    on_abort = once(cancel_on_server) if cancel_task_on_abort else None
+    return TaskStream(task_id, feed, record, follow(feed, on_abort), on_abort)
 
 
 def _cancel_quietly(transport: Transport, task_id: str) -> None:
@@ -141,6 +143,23 @@ def _cancel_quietly(transport: Transport, task_id: str) -> None:
         scope.close()
 
 
+def cancel_task(transport: Transport, task_id: str, *, timeout: float) -> Task:
+    """``POST /tasks/{id}/cancel`` → the ``Task``, retried per PROTOCOL.md.
+
+    ``ConflictError`` when the task had already finished; a 409 on a retry
+    means the first attempt cancelled it, so the task is fetched instead.
+    """
+    path = f"/tasks/{quote_id(task_id, 'task_id')}"
+    scope = _Abort(timeout)
+    try:
+        data = transport.call(
+            "POST", f"{path}/cancel", scope=scope, retried_conflict=lambda: transport.call("GET", path, scope=scope)
+        )
+    finally:
+        scope.close()
+    return Task.from_wire(data)
+
+
 class TaskStream(FeedIterator[TaskUpdate]):
     """The updates of one task, iterable once (``for update in stream``).
 
@@ -155,9 +174,14 @@ class TaskStream(FeedIterator[TaskUpdate]):
     """
 
     def __init__(
-        self, task_id: str, feed: Feed[TaskUpdate], record: _Record, gen: Generator[TaskUpdate, None, None]
+        self,
+        task_id: str,
+        feed: Feed[TaskUpdate],
+        record: _Record,
+        gen: Generator[TaskUpdate, None, None],
+        on_abort: Optional[Callable[[], None]] = None,
     ) -> None:
-        super().__init__(feed, gen)
+        super().__init__(feed, gen, on_abort)
         self._task_id = task_id
         self._record = record
 
@@ -211,14 +235,7 @@ class TaskStream(FeedIterator[TaskUpdate]):
 
         Raises ``ConflictError`` when the task had already finished.
         """
-        scope = _Abort(timeout=30.0)
-        try:
-            data = self._feed.transport.call(
-                "POST", f"/tasks/{quote_id(self._task_id, 'task_id')}/cancel", scope=scope, retry=False
-            )
-        finally:
-            scope.close()
-        return Task.from_wire(data)
+        return cancel_task(self._feed.transport, self._task_id, timeout=30.0)
 
     def __repr__(self) -> str:
         return f"<TaskStream task_id={self._task_id!r} status={self.status} last_event_id={self.last_event_id}>"

@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 from urllib.parse import quote, urlsplit
 
 import requests
+import requests.auth
 import tenacity
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -36,6 +37,7 @@ from ._errors import (
     ProtocolError,
     RateLimitError,
     UsageError,
+    redact,
 )
 from ._version import __version__
 from ._watchdog import _Abort, current_scope
@@ -100,6 +102,20 @@ class _Adapter(HTTPAdapter):
         super().close()
 
 
+class _BearerAuth(requests.auth.AuthBase):
+    """``Authorization: Bearer <key>`` on every request; its repr does not show the key."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._key}"
+        return request
+
+    def __repr__(self) -> str:
+        return "<BearerAuth ***>"
+
+
 class Retryable(Exception):
     """Internal: a failure worth another attempt; ``error`` is what the caller gets if none is left."""
 
@@ -119,6 +135,14 @@ def normalise_base_url(base_url: str) -> str:
     if parts.username or parts.password:
         raise UsageError("base_url must not hold credentials; pass api_key= instead")
     return base_url.strip().rstrip("/")
+
+
+def check_json(value: Any, what: str) -> None:
+    """Raise ``UsageError`` unless ``value`` encodes as strict JSON (no NaN, no cycles, no other types)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise UsageError(f"{what} is not JSON-serialisable: {exc}") from None
 
 
 def quote_id(value: str, what: str = "id") -> str:
@@ -268,13 +292,14 @@ class Transport:
         self.backoff_max = backoff_max
         self.max_retry_delay = max_retry_delay
         self.session = requests.Session()
-        self.session.trust_env = False
+        # trust_env stays on (proxies, CA bundles from the environment, as requests users expect);
+        # an auth object keeps a ~/.netrc entry from replacing the key.
         adapter = _Adapter(pool_connections=4, pool_maxsize=pool_maxsize)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
         if api_key:
-            self.session.headers["Authorization"] = f"Bearer {api_key}"
+            self.session.auth = _BearerAuth(api_key)
 
     def __repr__(self) -> str:
         return f"Transport(base_url={self.base_url!r})"
@@ -312,12 +337,13 @@ class Transport:
     ) -> requests.Response:
         """One HTTP exchange; network failures become ``Retryable``, error statuses ``APIError`` or ``Retryable``."""
         scope.check()
+        data = None if body is None else json.dumps(body, separators=(",", ":"))
         try:
             with scope.bound():
                 response = self.session.request(
                     method,
                     self.base_url + path,
-                    data=None if body is None else json.dumps(body, separators=(",", ":")),
+                    data=data,
                     headers={"Content-Type": "application/json", **(headers or {})} if body is not None else headers,
                     stream=stream,
                     timeout=self._timeout(scope, self.request_timeout if read_timeout is None else read_timeout),
@@ -353,13 +379,23 @@ class Transport:
         body: Any = None,
         headers: Optional[dict[str, str]] = None,
         retry: bool = True,
+        retried_conflict: Optional[Callable[[], Any]] = None,
     ) -> Any:
-        """A JSON call; returns the envelope's ``data``. Retries per PROTOCOL.md when ``retry``."""
+        """A JSON call; returns the envelope's ``data``. Retries per PROTOCOL.md when ``retry``.
+
+        ``retried_conflict`` answers instead when a retry meets 409: the attempt
+        whose answer was lost had already done the work (a cancel, a tool result).
+        """
         attempts = (self.max_retries + 1) if retry else 1
         try:
             for attempt in self.policy(scope, attempts=attempts):
                 with attempt:
-                    response = self.send(method, path, scope=scope, body=body, headers=headers)
+                    try:
+                        response = self.send(method, path, scope=scope, body=body, headers=headers)
+                    except ConflictError:
+                        if retried_conflict is None or attempt.retry_state.attempt_number == 1:
+                            raise
+                        return retried_conflict()
                     return _envelope(response)
         except Retryable as exc:
             raise exc.error from None
@@ -406,6 +442,6 @@ def describe(exc: BaseException) -> str:
         return "connection closed in the middle of a chunk"
     if isinstance(root, (socket.timeout, TimeoutError)) or "timed out" in str(root):
         return "no data within the read timeout"
-    text = f"{type(root).__name__}: {root}"
+    text = redact(f"{type(root).__name__}: {root}")
     text = re.sub(r"Bearer\s+\S+", "Bearer ***", text)
     return text if len(text) <= 300 else text[:297] + "..."

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import socket
 import threading
 import time
@@ -28,6 +29,8 @@ from typing import Any, Callable, Optional
 from ._errors import Cancelled, StreamTimeout, UsageError
 
 __all__ = ["CancelToken"]
+
+log = logging.getLogger("inferencesh")
 
 
 class _Timer:
@@ -81,7 +84,10 @@ class _Watchdog:
                     continue
                 heapq.heappop(self._heap)
             if not timer.cancelled:
-                timer.callback()
+                try:
+                    timer.callback()
+                except Exception:  # one bad callback must not stop every later deadline in the process
+                    log.exception("watchdog callback failed")
 
 
 _WATCHDOG = _Watchdog()

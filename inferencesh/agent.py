@@ -17,7 +17,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._errors import AgentError, ConflictError, ProtocolError, UsageError
-from ._resume import Feed, FeedIterator, follow
+from ._resume import Feed, FeedIterator, follow, once
 from ._sse import ServerSentEvent
 from ._transport import quote_id
 from ._watchdog import CancelToken, _Abort
@@ -32,12 +32,13 @@ log = logging.getLogger("inferencesh")
 
 AgentEvent = Union[Message, ToolCall, Done]
 _DONE_STATUSES = frozenset({"completed", "failed", "cancelled"})
+_EVENT_TYPES = frozenset({"message", "tool_call", "done"})
 
 
 def _object(event: ServerSentEvent) -> dict[str, Any]:
     try:
         data = json.loads(event.data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ProtocolError(f"{event.event} event data is not JSON", event_id=event.id) from None
     if not isinstance(data, dict):
         raise ProtocolError(f"{event.event} event data is not a JSON object", event_id=event.id)
@@ -89,8 +90,15 @@ class AgentStream(FeedIterator[AgentEvent]):
     ``ConnectionLost``, ``ProtocolError`` or ``APIError`` from the loop.
     """
 
-    def __init__(self, chat_id: str, message_id: str, feed: Feed[AgentEvent], gen: Generator[AgentEvent, None, None]):
-        super().__init__(feed, gen)
+    def __init__(
+        self,
+        chat_id: str,
+        message_id: str,
+        feed: Feed[AgentEvent],
+        gen: Generator[AgentEvent, None, None],
+        on_abort: Optional[Callable[[], None]] = None,
+    ):
+        super().__init__(feed, gen, on_abort)
         self.chat_id = chat_id
         self.message_id = message_id
         self._text: list[str] = []
@@ -194,14 +202,17 @@ class Agent:
             f"/chats/{quote_id(chat_id, 'chat_id')}/stream",
             scope,
             parse=parse_agent_event,
+            event_types=_EVENT_TYPES,
             is_terminal=lambda event: isinstance(event, Done),
             last_event_id=None,
             max_reconnects=settings.max_reconnects,
             idle_timeout=settings.idle_timeout,
             max_event_bytes=settings.max_event_bytes,
         )
-        gen = follow(feed, self._stop_quietly if stop_on_abort else None)
-        return AgentStream(chat_id, message_id if isinstance(message_id, str) else "", feed, gen)
+        on_abort = once(self._stop_quietly) if stop_on_abort else None
+        return AgentStream(
+            chat_id, message_id if isinstance(message_id, str) else "", feed, follow(feed, on_abort), on_abort
+        )
 
     def send_message(
         self,
@@ -267,7 +278,12 @@ class Agent:
                 result = json.dumps(result)
             except (TypeError, ValueError) as exc:
                 raise UsageError(f"tool result is not JSON-serialisable: {exc}") from None
-        self._client._call_json("POST", f"/tools/{quote_id(call_id, 'call_id')}", {"result": result})
+        self._client._call_json(
+            "POST",
+            f"/tools/{quote_id(call_id, 'call_id')}",
+            {"result": result},
+            retried_conflict=lambda: {"id": call_id, "status": "submitted"},
+        )
         with self._lock:
             self._submitted.add(call_id)
 
@@ -277,7 +293,9 @@ class Agent:
         Does nothing before the first turn.
         """
         if self.chat_id is not None:
-            self._client._call_json("POST", f"/chats/{quote_id(self.chat_id, 'chat_id')}/stop", None)
+            self._client._call_json(
+                "POST", f"/chats/{quote_id(self.chat_id, 'chat_id')}/stop", None, retried_conflict=lambda: None
+            )
 
     def _stop_quietly(self) -> None:
         try:

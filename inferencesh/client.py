@@ -11,15 +11,15 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Optional, Union, overload
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union, overload
 
 import attrs
 
 from . import _many
-from ._errors import UsageError
+from ._errors import UsageError, register_secret
 from ._sse import DEFAULT_MAX_EVENT_BYTES
-from ._stream import TaskStream, open_task_stream
-from ._transport import DEFAULT_BASE_URL, Transport, normalise_base_url, quote_id
+from ._stream import TaskStream, cancel_task, open_task_stream
+from ._transport import DEFAULT_BASE_URL, Transport, check_json, normalise_base_url, quote_id
 from ._watchdog import CancelToken, _Abort
 from .agent import Agent
 from .models import Task
@@ -76,6 +76,35 @@ class Settings:
         return self.heartbeat_interval * self.idle_factor
 
 
+def _check_key(api_key: Any) -> None:
+    """``UsageError`` for a key that cannot be sent as one header token (the message never shows it)."""
+    if api_key is None:
+        return
+    if not isinstance(api_key, str) or not api_key:
+        raise UsageError("api_key must be a non-empty string")
+    if any(ch.isspace() or not ch.isprintable() for ch in api_key) or not api_key.isascii():
+        raise UsageError("api_key must be printable ASCII without spaces (check for a stray newline)")
+    register_secret(api_key)
+
+
+def _final_task(accepted: Task, stream: TaskStream) -> Optional[Task]:
+    """The finished task from what the stream delivered (no extra request), or None if it did not end."""
+    if stream.final_task is not None:
+        return stream.final_task
+    result = stream.result
+    if result is None:
+        return None
+    return attrs.evolve(
+        accepted,
+        status=result.status,
+        raw_output=result.output,
+        error=result.error,
+        logs=tuple(stream.logs),
+        progress=stream.progress,
+        updated_at=result.timestamp or accepted.updated_at,
+    )
+
+
 def _run_body(config: Any) -> dict[str, Any]:
     if not isinstance(config, Mapping):
         raise UsageError(f"config must be a mapping like {{'app': ..., 'input': {{...}}}}, not {type(config).__name__}")
@@ -86,9 +115,12 @@ def _run_body(config: Any) -> dict[str, Any]:
     body.setdefault("input", {})
     if not isinstance(body["input"], Mapping):
         raise UsageError(f"config['input'] must be a mapping, not {type(body['input']).__name__}")
-    if "setup" in body and body["setup"] is not None and not isinstance(body["setup"], Mapping):
+    if body.get("setup") is None:
+        body.pop("setup", None)  # PROTOCOL.md: "setup"?: obj
+    elif not isinstance(body["setup"], Mapping):
         raise UsageError(f"config['setup'] must be a mapping, not {type(body['setup']).__name__}")
     body["input"] = dict(body["input"])
+    check_json(body, "config")
     return body
 
 
@@ -105,10 +137,10 @@ class Tasks:
     def cancel(self, task_id: str, *, timeout: Optional[float] = None) -> Task:
         """``POST /tasks/{id}/cancel`` → the cancelled ``Task``.
 
-        Raises ``ConflictError`` (409) when the task had already finished.
+        Retried on 408/429/5xx and network errors. Raises ``ConflictError``
+        (409) when the task had already finished.
         """
-        path = f"/tasks/{quote_id(task_id, 'task_id')}/cancel"
-        return Task.from_wire(self._client._call("POST", path, timeout=timeout, retry=False))
+        return cancel_task(self._client._transport, task_id, timeout=30.0 if timeout is None else timeout)
 
     def stream(
         self,
@@ -159,8 +191,7 @@ class Client(_many.ManyMixin):
     ) -> None:
         if api_key is None:
             api_key = os.environ.get("INFERENCE_API_KEY") or None
-        if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
-            raise UsageError("api_key must be a non-empty string")
+        _check_key(api_key)
         if base_url is None:
             base_url = os.environ.get("INFERENCE_BASE_URL") or DEFAULT_BASE_URL
         try:
@@ -184,6 +215,7 @@ class Client(_many.ManyMixin):
         self.settings = state["settings"]
         self._pickle_api_key = state["pickle_api_key"]
         self._api_key = state["api_key"] or os.environ.get("INFERENCE_API_KEY") or None
+        _check_key(self._api_key)
         self._transport = self._make_transport()
         self.tasks = Tasks(self)
 
@@ -251,8 +283,10 @@ class Client(_many.ManyMixin):
     ) -> Union[Task, TaskStream]:
         """Start a task: ``config`` is ``{"app": str, "input": {...}, "setup"?: {...}}``.
 
-        * default: blocks until the task is terminal and returns the ``Task``;
-          raises ``TaskFailed`` / ``TaskCancelled`` for those outcomes;
+        * default: blocks until the task is terminal and returns the ``Task``
+          (API.md); its ``output`` raises ``TaskFailed`` / ``TaskCancelled``
+          when the task failed or was cancelled (``task.raise_for_status()``
+          raises them at once);
         * ``wait=False``: returns the ``Task`` as accepted (``id``, ``status``);
         * ``stream=True``: returns a ``TaskStream`` of ``TaskUpdate`` objects.
 
@@ -291,8 +325,7 @@ class Client(_many.ManyMixin):
         with updates:
             for _ in updates:
                 pass
-        final = updates.final_task or self.tasks.get(task.id, timeout=scope.remaining())
-        return final.raise_for_status()
+        return _final_task(task, updates) or self.tasks.get(task.id, timeout=scope.remaining())
 
     def _stream(
         self, task_id: str, scope: _Abort, last_event_id: Optional[int], cancel_task_on_abort: bool
@@ -315,11 +348,13 @@ class Client(_many.ManyMixin):
         finally:
             scope.close()
 
-    def _call_json(self, method: str, path: str, body: Any, *, timeout: float = 30.0) -> Any:
-        """A POST with a JSON body that is not retried (its effect may not be repeatable)."""
+    def _call_json(
+        self, method: str, path: str, body: Any, *, retried_conflict: Callable[[], Any], timeout: float = 30.0
+    ) -> Any:
+        """A POST whose repeat is harmless, retried; a 409 on a retry means the lost first attempt did it."""
         scope = _Abort(timeout)
         try:
-            return self._transport.call(method, path, scope=scope, body=body, retry=False)
+            return self._transport.call(method, path, scope=scope, body=body, retried_conflict=retried_conflict)
         finally:
             scope.close()
 

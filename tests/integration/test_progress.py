@@ -68,8 +68,9 @@ def test_a_bad_progress_value_is_a_usage_error(client: Client, server: Any) -> N
 
 
 def test_the_bar_is_closed_when_the_task_fails(client: Client, capsys: pytest.CaptureFixture[str]) -> None:
+    task = client.run({"app": "infsh/fail", "input": {"message": "no GPU"}}, progress="always")
     with pytest.raises(inferencesh.TaskFailed):
-        client.run({"app": "infsh/fail", "input": {"message": "no GPU"}}, progress="always")
+        task.output  # noqa: B018
     err = capsys.readouterr().err
     assert "failed:" in err and "Error: no GPU" in err
     assert open_bars() == 0

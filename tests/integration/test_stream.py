@@ -80,10 +80,29 @@ def test_failed_task_in_stream_mode_is_not_an_exception(client: Client) -> None:
     assert updates[-1].status == "failed" and updates[-1].error == "boom"
 
 
-def test_failed_task_in_blocking_mode_raises(client: Client) -> None:
+def test_failed_task_in_blocking_mode_is_returned_and_its_output_raises(server: LocalServer, client: Client) -> None:
+    before = len(server.requests)
+    task = client.run({"app": "infsh/fail", "input": {"message": "boom"}})
+    assert task.status is TaskStatus.FAILED and task.error == "boom" and task.logs
     with pytest.raises(inferencesh.TaskFailed) as caught:
-        client.run({"app": "infsh/fail", "input": {"message": "boom"}})
-    assert caught.value.error == "boom" and caught.value.task_id.startswith("tsk_")
+        task.output  # noqa: B018
+    assert caught.value.error == "boom" and caught.value.task_id == task.id
+    with pytest.raises(inferencesh.TaskFailed):
+        task.raise_for_status()
+    # Built from the stream: the POST and the stream, no extra GET /tasks/{id}.
+    assert [r.method for r in server.requests[before:]] == ["POST", "GET"]
+
+
+def test_blocking_run_task_matches_the_server_task(client: Client) -> None:
+    task = client.run(flux("same as the server"))
+    stored = client.tasks.get(task.id)
+    assert (task.status, task.raw_output, task.logs, task.app, task.input) == (
+        stored.status,
+        stored.raw_output,
+        stored.logs,
+        stored.app,
+        stored.input,
+    )
 
 
 def test_cancel_task_from_the_stream(client: Client) -> None:
@@ -129,7 +148,7 @@ def test_status_names_from_the_server_are_understood() -> None:
     assert statuses[-1] is TaskStatus.COMPLETED and TaskStatus.UNKNOWN not in statuses
 
 
-@pytest.mark.parametrize("how", ["break", "close", "with", "gc"])
+@pytest.mark.parametrize("how", ["break", "break-held", "exception-held", "close", "with", "gc"])
 def test_leaving_early_releases_the_connection(server: LocalServer, client: Client, how: str) -> None:
     baseline = server.open_streams
     config = {"app": "infsh/sleep", "input": {"seconds": 30}}
@@ -137,6 +156,19 @@ def test_leaving_early_releases_the_connection(server: LocalServer, client: Clie
         for update in client.run(config, stream=True):
             if update.status == "running":
                 break
+    elif how == "break-held":
+        held = client.run(config, stream=True)
+        for update in held:
+            if update.status == "running":
+                break
+        assert wait_until(lambda: server.open_streams <= baseline, timeout=3.0)  # while still held
+        assert list(held) == []  # iterated once
+    elif how == "exception-held":
+        held = client.run(config, stream=True)
+        with pytest.raises(ZeroDivisionError):
+            for _ in held:
+                1 / 0  # noqa: B018
+        assert wait_until(lambda: server.open_streams <= baseline, timeout=3.0)
     elif how == "close":
         stream = client.run(config, stream=True)
         next(stream)
@@ -156,3 +188,24 @@ def test_the_client_is_reusable_after_many_streams(server: LocalServer, client: 
     for _ in range(20):
         assert list(client.run({"app": "infsh/echo", "input": {}}, stream=True))[-1].is_terminal
     assert wait_until(lambda: server.open_streams == 0)
+
+
+def test_ctrl_c_in_the_loop_body_cancels_the_task_with_cancel_task_on_abort(client: Client) -> None:
+    config = {"app": "infsh/sleep", "input": {"seconds": 30}}
+    with pytest.raises(KeyboardInterrupt):
+        with client.run(config, stream=True, cancel_task_on_abort=True) as stream:
+            for update in stream:
+                if update.status == "running":
+                    raise KeyboardInterrupt  # as Ctrl-C would, between two reads
+    assert wait_until(lambda: client.tasks.get(stream.task_id).status is TaskStatus.CANCELLED)
+
+
+def test_without_cancel_task_on_abort_the_task_keeps_running(client: Client) -> None:
+    config = {"app": "infsh/sleep", "input": {"seconds": 30}}
+    with pytest.raises(KeyboardInterrupt):
+        with client.run(config, stream=True) as stream:
+            for update in stream:
+                if update.status == "running":
+                    raise KeyboardInterrupt
+    assert client.tasks.get(stream.task_id).status is TaskStatus.RUNNING
+    client.tasks.cancel(stream.task_id)
