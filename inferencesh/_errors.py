@@ -197,9 +197,9 @@ class ConnectionLost(InferenceError):
         self.task_id = task_id
         self.last_event_id = last_event_id
         self.reason = reason
-        super().__init__(
-            f"stream of {task_id or 'the request'} lost after retries (last event id {last_event_id}): {reason}"
-        )
+        what = f"stream of {task_id}" if task_id else "connection"
+        where = "" if last_event_id is None else f" (last event id {last_event_id})"
+        super().__init__(f"{what} lost after retries{where}: {reason}")
 
 
 class ProtocolError(InferenceError):

@@ -5,7 +5,7 @@ Commands: ``run``, ``stream``, ``get``, ``cancel`` (in ``_cli_tasks``), and
 ``INFERENCE_API_KEY`` only and never printed, not even with ``--verbose``.
 
 Exit codes: 0 completed, 1 task failed, 2 usage error, 3 task cancelled,
-4 timeout, 5 API or connection error, 130 interrupted.
+4 timeout, 5 API or connection error, 130 interrupted, 141 stdout closed by its reader.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Optional
 
 from ._cli_tasks import (
     EXIT_CANCELLED,
+    EXIT_CLOSED_PIPE,
     EXIT_ERROR,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -33,6 +34,7 @@ from ._version import __version__
 
 __all__ = [
     "EXIT_CANCELLED",
+    "EXIT_CLOSED_PIPE",
     "EXIT_ERROR",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
@@ -51,6 +53,7 @@ EPILOG = """exit codes:
   4    timeout (--timeout passed; the task keeps running)
   5    API or connection error (unknown app or task, 401, server unreachable)
   130  interrupted (Ctrl-C; `infsh run` then cancels the task it started)
+  141  the reader of stdout went away (`| head`); the task keeps running
 
 environment:
   INFERENCE_API_KEY   the API key (never printed, not even with --verbose)
@@ -175,6 +178,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         code: int = args.handler(args)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # The reader (``| head``) left: stop quietly, and keep Python from failing on the final flush.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_CLOSED_PIPE
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except StreamTimeout as exc:

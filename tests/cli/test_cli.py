@@ -221,3 +221,15 @@ def test_relay_serves_with_the_key_kept_server_side(env: dict[str, str], server:
     output = (process.stdout.read() if process.stdout else "") + process.stderr.read()
     assert code in (0, 130)
     assert SECRET not in output
+
+
+def test_a_reader_that_leaves_early_is_not_a_traceback(env: dict[str, str]) -> None:
+    command = [sys.executable, "-m", "inferencesh", "run", "infsh/count", "--input", '{"n": 20000}', "--json"]
+    producer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert producer.stdout is not None and producer.stderr is not None
+    assert producer.stdout.readline().startswith(b"{")
+    producer.stdout.close()  # as `| head -1` does
+    code = producer.wait(60)
+    stderr = producer.stderr.read().decode()
+    assert code == 141, stderr
+    assert "Traceback" not in stderr
