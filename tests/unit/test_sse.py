@@ -637,3 +637,11 @@ def test_chunks_may_be_any_sequence_of_bytes() -> None:
     chunks: Sequence[bytes] = (b"data: a\n", b"\n")
     assert decode(iter(chunks)).events == [msg("a")]
     assert decode([bytes(bytearray(b"data: b\n\n"))]).events == [msg("b")]
+
+
+def test_a_comment_inside_an_event_is_ignored_even_when_it_is_not_utf8() -> None:
+    stream = b"id: 1\n: caf\xe9 \xff comment\ndata: ok\n\n:\xff\n\nid: 2\ndata: next\n\n"
+    for size in (1, 3, len(stream)):
+        decoder = SSEDecoder()
+        events = list(decoder.iter_events(stream[i : i + size] for i in range(0, len(stream), size)))
+        assert [(e.id, e.data) for e in events] == [("1", "ok"), ("2", "next")]
