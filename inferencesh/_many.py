@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, Optional, Union, overload
 
 import attrs
-from requests.adapters import HTTPAdapter
 
 from ._errors import StreamTimeout, UsageError
 from ._stream import TaskStream
@@ -50,12 +49,7 @@ def grow_pool(client: Client, size: int) -> None:
         if client.settings.pool_maxsize >= size:
             return
         client.settings = attrs.evolve(client.settings, pool_maxsize=size)
-        for adapter in set(client._transport.session.adapters.values()):
-            if isinstance(adapter, HTTPAdapter):
-                # requests keeps this for re-creating the pool manager (pickling);
-                # urllib3 builds the next pool for the host from connection_pool_kw.
-                adapter._pool_maxsize = size  # type: ignore[attr-defined]
-                adapter.poolmanager.connection_pool_kw["maxsize"] = size
+        client._transport.resize_pool(size)
 
 
 def _check_configs(configs: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

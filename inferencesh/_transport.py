@@ -294,6 +294,7 @@ class Transport:
         self.session = requests.Session()
         # trust_env stays on (proxies, CA bundles from the environment, as requests users expect);
         # an auth object keeps a ~/.netrc entry from replacing the key.
+        self._retired: list[requests.adapters.BaseAdapter] = []
         adapter = _Adapter(pool_connections=4, pool_maxsize=pool_maxsize)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -306,6 +307,21 @@ class Transport:
 
     def close(self) -> None:
         self.session.close()
+        for adapter in self._retired:
+            adapter.close()
+        self._retired.clear()
+
+    def resize_pool(self, size: int) -> None:
+        """Keep up to ``size`` connections per host from now on.
+
+        urllib3 fixes a host pool's size when it creates it, so a fresh adapter
+        is mounted; connections already in use finish on the old one, which
+        ``close()`` closes too.
+        """
+        adapter = _Adapter(pool_connections=4, pool_maxsize=size)
+        self._retired.extend({id(a): a for a in self.session.adapters.values()}.values())
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
 
     def policy(
         self, scope: _Abort, server_delay: Callable[[], Optional[float]] = lambda: None, attempts: Optional[int] = None

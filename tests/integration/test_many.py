@@ -229,6 +229,7 @@ def test_the_pool_grows_to_the_work_and_keeps_every_connection(
     server: LocalServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     with inference(api_key=SECRET, base_url=server.url, pool_maxsize=2) as small:
+        small.run(echo(-1))  # the host's pool now exists, at size 2: growing must replace it
         with caplog.at_level(logging.WARNING, logger="urllib3"):
             tasks = small.run_many([echo(i) for i in range(48)], max_workers=16)
             for _ in small.stream_many([echo(i) for i in range(24)]):
