@@ -14,7 +14,8 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._errors import ConflictError, ProtocolError
-from ._resume import Feed, FeedIterator, follow, once
+from ._iterator import FeedIterator, once
+from ._resume import Feed, follow
 from ._sse import ServerSentEvent
 from ._transport import Transport, quote_id
 from ._watchdog import _Abort

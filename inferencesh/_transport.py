@@ -1,23 +1,17 @@
 """The only module that touches requests and urllib3.
 
-It owns the pooled ``requests.Session`` (one per client), the headers every
-call carries (``Authorization: Bearer``, ``User-Agent``), the mapping of HTTP
-answers to the typed errors of ``_errors``, and the retry policies (tenacity)
-for single calls. Connections made here register with the caller's abort scope
+It owns the pooled ``requests.Session`` (one per client) and the headers every
+call carries (``Authorization: Bearer``, ``User-Agent``), and sends each call
+under a retry policy (``_retry``), mapping answers to typed errors
+(``_answers``). Connections made here register with the caller's abort scope
 (``_watchdog``) while a request is under way, so a deadline or a cancel can
 shut the socket down and wake a blocked read at once.
 """
 
 from __future__ import annotations
 
-import email.utils
-import http.client
 import json
 import logging
-import math
-import re
-import socket
-import time
 from typing import Any, Callable, Optional
 from urllib.parse import quote, urlsplit
 
@@ -28,17 +22,14 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from ._answers import describe, envelope, error_from_response, is_retryable_status, parse_retry_after
 from ._errors import (
     APIError,
-    AuthenticationError,
     ConflictError,
     ConnectionLost,
-    NotFoundError,
-    ProtocolError,
-    RateLimitError,
     UsageError,
-    redact,
 )
+from ._retry import Retryable, retry_policy
 from ._version import __version__
 from ._watchdog import _Abort, current_scope
 
@@ -46,7 +37,6 @@ log = logging.getLogger("inferencesh.retry")
 
 DEFAULT_BASE_URL = "https://api.inference.sh"
 USER_AGENT = f"inferencesh-python/{__version__}"
-_ERROR_BODY_LIMIT = 64 * 1024
 
 
 class _ScopedConnectionMixin:
@@ -116,15 +106,6 @@ class _BearerAuth(requests.auth.AuthBase):
         return "<BearerAuth ***>"
 
 
-class Retryable(Exception):
-    """Internal: a failure worth another attempt; ``error`` is what the caller gets if none is left."""
-
-    def __init__(self, error: Exception, retry_after: Optional[float] = None, reason: str = "") -> None:
-        super().__init__(reason or str(error))
-        self.error = error
-        self.retry_after = retry_after
-
-
 def normalise_base_url(base_url: str) -> str:
     """Check ``base_url`` is an http(s) URL and drop a trailing slash; ``UsageError`` otherwise."""
     if not isinstance(base_url, str):
@@ -150,122 +131,6 @@ def quote_id(value: str, what: str = "id") -> str:
     if not isinstance(value, str) or not value:
         raise UsageError(f"{what} must be a non-empty string, not {value!r}")
     return quote(value, safe="")
-
-
-def parse_retry_after(value: Optional[str], cap: float) -> Optional[float]:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP-date), clamped to 0..cap; None if absent or garbage."""
-    if not value:
-        return None
-    value = value.strip()
-    seconds: Optional[float] = None
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        seconds = float(value)
-    else:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None or when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - time.time()
-    if not math.isfinite(seconds):
-        return None
-    return min(max(0.0, seconds), cap)
-
-
-def _excerpt(text: str, limit: int = 200) -> str:
-    text = re.sub(r"<[^>]*>", " ", text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def error_from_response(response: requests.Response, max_retry_delay: float, streamed: bool) -> APIError:
-    """Map an error answer to its typed ``APIError`` (problem+json ``detail``, or a body excerpt).
-
-    Of a ``streamed`` response at most 64 KiB of the body is read.
-    """
-    status = response.status_code
-    if streamed:
-        body = response.raw.read(_ERROR_BODY_LIMIT, decode_content=True)
-    else:
-        body = response.content[:_ERROR_BODY_LIMIT]
-    title, detail, type_ = response.reason or "", "", "about:blank"
-    try:
-        problem = json.loads(body.decode("utf-8", "replace")) if body else None
-    except ValueError:
-        problem = None
-    if isinstance(problem, dict):
-        title = str(problem.get("title") or title)
-        detail = str(problem.get("detail") or "")
-        type_ = str(problem.get("type") or type_)
-    elif body:
-        detail = _excerpt(body.decode("utf-8", "replace"))
-    kwargs: dict[str, Any] = {"title": title, "type": type_}
-    if status == 429:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), max_retry_delay)
-        return RateLimitError(status, detail, retry_after=retry_after, **kwargs)
-    cls = {401: AuthenticationError, 403: AuthenticationError, 404: NotFoundError, 409: ConflictError}.get(
-        status, APIError
-    )
-    return cls(status, detail, **kwargs)
-
-
-def is_retryable_status(status: int) -> bool:
-    """PROTOCOL.md: 408, 429 and 5xx are retried; other 4xx are not."""
-    return status in (408, 429) or 500 <= status <= 599
-
-
-class _BackoffWait(tenacity.wait.wait_base):
-    """max(the server's delay — ``Retry-After`` or ``retry:`` — , exponential backoff with jitter), capped."""
-
-    def __init__(
-        self, backoff: tenacity.wait.wait_base, server_delay: Callable[[], Optional[float]], cap: float
-    ) -> None:
-        self.backoff = backoff
-        self.server_delay = server_delay
-        self.cap = cap
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        floor = self.server_delay() or 0.0
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None else None
-        if isinstance(error, Retryable) and error.retry_after is not None:
-            floor = max(floor, error.retry_after)
-        return float(min(self.cap, max(floor, self.backoff(retry_state))))
-
-
-def _log_retry(retry_state: tenacity.RetryCallState) -> None:
-    outcome = retry_state.outcome
-    error = outcome.exception() if outcome is not None else None
-    wait = retry_state.next_action.sleep if retry_state.next_action is not None else 0.0
-    log.warning("attempt %d failed (%s); next attempt in %.2f s", retry_state.attempt_number, error, wait)
-
-
-def retry_policy(
-    *,
-    attempts: int,
-    scope: _Abort,
-    backoff_initial: float,
-    backoff_max: float,
-    max_retry_delay: float,
-    server_delay: Callable[[], Optional[float]] = lambda: None,
-) -> tenacity.Retrying:
-    """Retry ``Retryable`` failures up to ``attempts`` attempts in all, waiting
-    max(server delay, exponential backoff with jitter), sleeping on the scope so
-    that a timeout or cancel cuts the wait short."""
-    return tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(Retryable),
-        stop=tenacity.stop_after_attempt(attempts),
-        wait=_BackoffWait(
-            tenacity.wait_exponential(multiplier=backoff_initial, max=backoff_max)
-            + tenacity.wait_random(0, backoff_initial),
-            server_delay,
-            max_retry_delay,
-        ),
-        sleep=scope.sleep,
-        before_sleep=_log_retry,
-        reraise=True,
-    )
 
 
 class Transport:
@@ -412,52 +277,7 @@ class Transport:
                         if retried_conflict is None or attempt.retry_state.attempt_number == 1:
                             raise
                         return retried_conflict()
-                    return _envelope(response)
+                    return envelope(response)
         except Retryable as exc:
             raise exc.error from None
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _envelope(response: requests.Response) -> Any:
-    try:
-        payload = response.json()
-    except ValueError:
-        raise ProtocolError(
-            f"expected a JSON body from {response.request.method} {urlsplit(response.url).path}, "
-            f"got {response.headers.get('Content-Type', 'no content type')}: {_excerpt(response.text)}"
-        ) from None
-    if not isinstance(payload, dict) or "data" not in payload:
-        raise ProtocolError(f'expected a {{"data": ...}} envelope, got {_excerpt(repr(payload))}')
-    return payload["data"]
-
-
-def _innermost(exc: BaseException) -> BaseException:
-    """Follow urllib3's ``reason`` / ``args`` wrapping and Python's cause chain to the root failure."""
-    seen: set[int] = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        nested = getattr(exc, "reason", None)
-        if not isinstance(nested, BaseException):
-            nested = next((arg for arg in exc.args if isinstance(arg, BaseException)), None)
-        if nested is None:
-            nested = exc.__cause__ or exc.__context__
-        if nested is None:
-            break
-        exc = nested
-    return exc
-
-
-def describe(exc: BaseException) -> str:
-    """A short, key-free description of a network failure, for logs and error messages."""
-    root = _innermost(exc)
-    if isinstance(root, ConnectionResetError):
-        return "connection reset by the server"
-    if isinstance(root, ConnectionRefusedError) or "Connection refused" in str(root):
-        return "connection refused"
-    if isinstance(root, http.client.IncompleteRead):
-        return "connection closed in the middle of a chunk"
-    if isinstance(root, (socket.timeout, TimeoutError)) or "timed out" in str(root):
-        return "no data within the read timeout"
-    text = redact(f"{type(root).__name__}: {root}")
-    text = re.sub(r"Bearer\s+\S+", "Bearer ***", text)
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -17,7 +17,8 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._errors import AgentError, ConflictError, ProtocolError, UsageError
-from ._resume import Feed, FeedIterator, follow, once
+from ._iterator import FeedIterator, once
+from ._resume import Feed, follow
 from ._sse import ServerSentEvent
 from ._transport import quote_id
 from ._watchdog import CancelToken, _Abort
