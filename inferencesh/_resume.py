@@ -173,6 +173,9 @@ class Feed(Generic[T]):
                         log.info("reconnecting to %s with Last-Event-ID %s", self.path, self.last_event_id)
                     return self._open_until_item()
         except Retryable as exc:
+            self.scope.check()
+            if self.scope.reason == CLOSE:
+                return None  # closed from another thread while (re)connecting: end quietly, no retry
             error = exc.error
             reason = error.reason if isinstance(error, ConnectionLost) else str(error)
             raise ConnectionLost(reason, task_id=self.scope.task_id, last_event_id=self.last_event_id) from None

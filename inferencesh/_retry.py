@@ -68,7 +68,8 @@ def retry_policy(
     that a timeout or cancel cuts the wait short."""
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(Retryable),
-        stop=tenacity.stop_after_attempt(attempts),
+        # A scope that fired (timeout, cancel, close) ends the retries at once: no attempt after it.
+        stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_when_event_set(scope.fired_event),
         wait=_BackoffWait(
             tenacity.wait_exponential(multiplier=backoff_initial, max=backoff_max)
             + tenacity.wait_random(0, backoff_initial),

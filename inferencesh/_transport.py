@@ -279,5 +279,6 @@ class Transport:
                         return retried_conflict()
                     return envelope(response)
         except Retryable as exc:
+            scope.check()  # a timeout or cancel that stopped the retries is what the caller hears of
             raise exc.error from None
         raise AssertionError("unreachable")  # pragma: no cover

@@ -199,6 +199,11 @@ class _Abort:
     def fired(self) -> bool:
         return self.reason is not None
 
+    @property
+    def fired_event(self) -> threading.Event:
+        """Set once the scope fired (for waits and retry policies that must stop then)."""
+        return self._event
+
     def error(self) -> Exception:
         """The exception that tells the caller why the scope fired."""
         if self.reason == TIMEOUT:
