@@ -116,9 +116,11 @@ class Feed(Generic[T]):
 
     def _chunks(self, response: requests.Response) -> Iterator[bytes]:
         raw = response.raw
+        # Decoding costs a little per read; only a server that compressed anyway needs it.
+        decode = bool(response.headers.get("Content-Encoding", "identity").strip().lower() != "identity")
         while True:
             try:
-                chunk = raw.read1(_READ_SIZE, decode_content=True)
+                chunk = raw.read1(_READ_SIZE, decode_content=decode)
             except _READ_ERRORS as exc:
                 self.scope.check()
                 if self.scope.reason == CLOSE:
