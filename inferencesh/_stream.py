@@ -132,16 +132,13 @@ def open_task_stream(
 
 def _cancel_quietly(transport: Transport, task_id: str) -> None:
     """Best effort ``POST /tasks/{id}/cancel`` after an abort, with its own 10 s deadline."""
-    scope = _Abort(timeout=10.0)
     try:
-        transport.call("POST", f"/tasks/{quote_id(task_id, 'task_id')}/cancel", scope=scope, retry=False)
+        transport.call_within(10.0, "POST", f"/tasks/{quote_id(task_id, 'task_id')}/cancel", retry=False)
         log.info("cancelled task %s on the server", task_id)
     except ConflictError:
         log.debug("task %s had already finished; nothing to cancel", task_id)
     except Exception as exc:  # the caller is already handling the abort's own error
         log.warning("could not cancel task %s on the server: %s", task_id, exc)
-    finally:
-        scope.close()
 
 
 def cancel_task(transport: Transport, task_id: str, *, timeout: float) -> Task:
@@ -151,13 +148,9 @@ def cancel_task(transport: Transport, task_id: str, *, timeout: float) -> Task:
     means the first attempt cancelled it, so the task is fetched instead.
     """
     path = f"/tasks/{quote_id(task_id, 'task_id')}"
-    scope = _Abort(timeout)
-    try:
-        data = transport.call(
-            "POST", f"{path}/cancel", scope=scope, retried_conflict=lambda: transport.call("GET", path, scope=scope)
-        )
-    finally:
-        scope.close()
+    data = transport.call_within(
+        timeout, "POST", f"{path}/cancel", retried_conflict=lambda: transport.call_within(timeout, "GET", path)
+    )
     return Task.from_wire(data)
 
 

@@ -251,6 +251,26 @@ class Transport:
             raise error
         return response
 
+    def call_within(
+        self,
+        timeout: Optional[float],
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        headers: Optional[dict[str, str]] = None,
+        retry: bool = True,
+        retried_conflict: Optional[Callable[[], Any]] = None,
+    ) -> Any:
+        """``call`` under an abort scope of its own: a deadline of ``timeout`` seconds (None: none)."""
+        scope = _Abort(timeout)
+        try:
+            return self.call(
+                method, path, scope=scope, body=body, headers=headers, retry=retry, retried_conflict=retried_conflict
+            )
+        finally:
+            scope.close()
+
     def call(
         self,
         method: str,

@@ -279,10 +279,12 @@ class Agent:
                 result = json.dumps(result)
             except (TypeError, ValueError) as exc:
                 raise UsageError(f"tool result is not JSON-serialisable: {exc}") from None
-        self._client._call_json(
+        # Repeating it is harmless: a 409 on a retry means the attempt whose answer was lost did it.
+        self._client._transport.call_within(
+            30.0,
             "POST",
             f"/tools/{quote_id(call_id, 'call_id')}",
-            {"result": result},
+            body={"result": result},
             retried_conflict=lambda: {"id": call_id, "status": "submitted"},
         )
         with self._lock:
@@ -294,8 +296,8 @@ class Agent:
         Does nothing before the first turn.
         """
         if self.chat_id is not None:
-            self._client._call_json(
-                "POST", f"/chats/{quote_id(self.chat_id, 'chat_id')}/stop", None, retried_conflict=lambda: None
+            self._client._transport.call_within(
+                30.0, "POST", f"/chats/{quote_id(self.chat_id, 'chat_id')}/stop", retried_conflict=lambda: None
             )
 
     def _stop_quietly(self) -> None:

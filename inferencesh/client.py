@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union, overload
+from typing import TYPE_CHECKING, Any, Optional, Union, overload
 
 import attrs
 
@@ -132,7 +132,9 @@ class Tasks:
 
     def get(self, task_id: str, *, timeout: Optional[float] = None) -> Task:
         """``GET /tasks/{id}`` → ``Task``. Raises ``NotFoundError`` for an unknown id."""
-        return Task.from_wire(self._client._call("GET", f"/tasks/{quote_id(task_id, 'task_id')}", timeout=timeout))
+        return Task.from_wire(
+            self._client._transport.call_within(timeout, "GET", f"/tasks/{quote_id(task_id, 'task_id')}")
+        )
 
     def cancel(self, task_id: str, *, timeout: Optional[float] = None) -> Task:
         """``POST /tasks/{id}/cancel`` → the cancelled ``Task``.
@@ -340,23 +342,6 @@ class Client(_many.ManyMixin):
             max_event_bytes=self.settings.max_event_bytes,
             cancel_task_on_abort=cancel_task_on_abort,
         )
-
-    def _call(self, method: str, path: str, *, timeout: Optional[float] = None, retry: bool = True) -> Any:
-        scope = _Abort(timeout)
-        try:
-            return self._transport.call(method, path, scope=scope, retry=retry)
-        finally:
-            scope.close()
-
-    def _call_json(
-        self, method: str, path: str, body: Any, *, retried_conflict: Callable[[], Any], timeout: float = 30.0
-    ) -> Any:
-        """A POST whose repeat is harmless, retried; a 409 on a retry means the lost first attempt did it."""
-        scope = _Abort(timeout)
-        try:
-            return self._transport.call(method, path, scope=scope, body=body, retried_conflict=retried_conflict)
-        finally:
-            scope.close()
 
     # -- agents -----------------------------------------------------------
 

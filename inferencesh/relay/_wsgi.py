@@ -31,7 +31,6 @@ from urllib.parse import parse_qs
 
 from .._errors import InferenceError, UsageError
 from .._transport import quote_id
-from .._watchdog import _Abort
 from ..client import Client
 from ..models import TaskStatus, TaskUpdate
 from ._http import BASE_HEADERS, Cors, header, read_body, respond_json, respond_problem, status_line, upstream_refusal
@@ -244,13 +243,12 @@ class Relay:
         self, method: str, path: str, *, body: Any = None, headers: Optional[dict[str, str]] = None, retry: bool = True
     ) -> dict[str, Any]:
         """One JSON call to the upstream; its ``data`` with ``status`` as a name. ``RelayRefusal`` on errors."""
-        scope = _Abort(self.client.settings.request_timeout)
         try:
-            data = self.client._transport.call(method, path, scope=scope, body=body, headers=headers, retry=retry)
+            data = self.client._transport.call_within(
+                self.client.settings.request_timeout, method, path, body=body, headers=headers, retry=retry
+            )
         except InferenceError as exc:
             raise upstream_refusal(exc, self._scrub) from None
-        finally:
-            scope.close()
         if not isinstance(data, dict):
             raise RelayRefusal(502, "the upstream answered something other than a task")
         if "status" in data:
