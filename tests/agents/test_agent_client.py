@@ -23,10 +23,9 @@ from inferencesh import (
     StreamTimeout,
     ToolCall,
     UsageError,
-    inference,
 )
 from inferencesh.server import LocalServer
-from tests.helpers import wait_until
+from tests.helpers import quick_client, wait_until
 from tests.integration.conftest import sdk_threads
 
 AGENT = "infsh/assistant@latest"
@@ -43,7 +42,7 @@ DROPS = [
 
 
 def _client(url: str) -> Client:
-    return inference(api_key="test", base_url=url, heartbeat_interval=0.5, backoff_initial=0.02, backoff_max=0.2)
+    return quick_client(url, "test")
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,10 @@ from typing import Any, Callable, Optional
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from inferencesh import Client, inference
+from inferencesh import Client
 from inferencesh.relay import Relay, RelayServer, make_relay, site
 from inferencesh.server import LocalServer
+from tests.helpers import quick_client
 
 CHROMIUM = os.environ.get("INFERENCESH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -59,7 +60,7 @@ def upstream() -> Iterator[LocalServer]:
 
 
 def make_client(server: LocalServer) -> Client:
-    return inference(api_key=SECRET, base_url=server.url, heartbeat_interval=0.5, backoff_initial=0.02, backoff_max=0.2)
+    return quick_client(server.url, SECRET)
 
 
 @pytest.fixture()

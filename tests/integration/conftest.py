@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from inferencesh import Client, inference
+from inferencesh import Client
 from inferencesh.server import LocalServer
+from tests.helpers import quick_client
 
 SECRET = "inf_s3cr3t_key_that_must_never_leak"
 
@@ -24,13 +25,7 @@ def server() -> Iterator[LocalServer]:
 @pytest.fixture()
 def client(server: LocalServer) -> Iterator[Client]:
     """A client tuned for quick reconnects; idle reads time out after 2 × 0.5 s."""
-    with inference(
-        api_key=SECRET,
-        base_url=server.url,
-        heartbeat_interval=0.5,
-        backoff_initial=0.02,
-        backoff_max=0.2,
-    ) as made:
+    with quick_client(server.url, SECRET) as made:
         yield made
 
 

@@ -8,9 +8,10 @@ from typing import Any, Callable
 
 import pytest
 
-from inferencesh import Client, inference
+from inferencesh import Client
 from inferencesh.relay import Relay, RelayServer, make_relay, site
 from inferencesh.server import LocalServer
+from tests.helpers import quick_client
 
 from .helpers import MOUNT, SECRET
 
@@ -31,7 +32,7 @@ def quiet_upstream() -> Iterator[LocalServer]:
 
 def make_client(server: LocalServer, key: str = SECRET) -> Client:
     """A client tuned for quick reconnects (idle reads time out after 2 × 0.5 s)."""
-    return inference(api_key=key, base_url=server.url, heartbeat_interval=0.5, backoff_initial=0.02, backoff_max=0.2)
+    return quick_client(server.url, key)
 
 
 @pytest.fixture()
