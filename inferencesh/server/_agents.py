@@ -14,6 +14,10 @@ going is ``409`` (stop it first); stopping a chat with no turn going is a
 no-op answered ``200``; a tool result for a call whose turn is over is
 ``409``; ``Idempotency-Key`` on ``POST /agents/run`` is honoured like on
 ``/apps/run``. Everything runs on the server's event loop.
+
+The chats, turns, tool waits and the script are shared by both dialects; a
+``ChatWriter`` says how a turn is written on the wire (``V1ChatWriter``
+here, the hosted one in ``_hosted_chats``).
 """
 
 from __future__ import annotations
@@ -22,14 +26,14 @@ import asyncio
 import json
 import secrets
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Optional, cast
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, cast
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._assistant import AssistantFailed, assistant
+from ._assistant import AssistantFailed, Voice, assistant
 from ._events import EventLog
 from ._faults import CONNECTION_KINDS, FaultSpec, TaskFaults, parse_faults
 from ._store import Store, encode_event
@@ -69,11 +73,14 @@ class Turn:
 
     def __init__(self, faults: TaskFaults) -> None:
         self.message_id = _new_id("msg_")
-        self.events: EventLog[bytes] = EventLog()
+        self.events: EventLog[Any] = EventLog()
         self.faults = faults
         self.status: Optional[str] = None
+        self.error: Optional[str] = None
         self.runner: Optional[asyncio.Task[None]] = None
         self.waits: list[ToolWait] = []
+        #: writes the end of the turn (set by ``Chats.run`` from its writer)
+        self.on_done: Callable[[str, Optional[str]], None] = self._v1_done
 
     @property
     def over(self) -> bool:
@@ -86,16 +93,19 @@ class Turn:
             self.events.append(encode_event(self.events.last_id + 1, payload, event))
 
     def finish(self, status: str, error: Optional[str] = None) -> bool:
-        """Send ``done`` with ``status`` and close the log; False when the turn was already over."""
+        """Write the end of the turn with ``status`` and close the log; False when the turn was already over."""
         if self.over:
             return False
+        self.status, self.error = status, error
+        self.on_done(status, error)
+        self.events.close()
+        return True
+
+    def _v1_done(self, status: str, error: Optional[str]) -> None:
         payload: dict[str, Any] = {"message_id": self.message_id, "status": status}
         if error is not None:
             payload["error"] = error
         self.emit("done", payload)
-        self.status = status
-        self.events.close()
-        return True
 
     def halt(self) -> None:
         """Stop the assistant's coroutine (its waits included) without sending anything."""
@@ -138,17 +148,45 @@ class _Voice:
         return await wait.future
 
 
+class ChatWriter(Protocol):
+    """A dialect's way to write a turn: its start, the script's voice, its end."""
+
+    def started(self, chats: Chats, chat: Chat, turn: Turn, text: str) -> None:
+        """A turn answering ``text`` was just created (before ``POST /agents/run`` answers)."""
+
+    def voice(self, chats: Chats, chat: Chat, turn: Turn) -> Voice:
+        """What the script of ``turn`` talks through."""
+
+    def done(self, chat: Chat, turn: Turn, status: str, error: Optional[str]) -> None:
+        """The turn ended (completed, failed or cancelled)."""
+
+
+class V1ChatWriter:
+    """PROTOCOL.md: ``message``/``tool_call`` events, then ``done``."""
+
+    def started(self, chats: Chats, chat: Chat, turn: Turn, text: str) -> None:
+        """Nothing is written before the assistant says something."""
+
+    def voice(self, chats: Chats, chat: Chat, turn: Turn) -> Voice:
+        return _Voice(chats, turn)
+
+    def done(self, chat: Chat, turn: Turn, status: str, error: Optional[str]) -> None:
+        turn._v1_done(status, error)
+
+
 class Chats:
     """Every chat and pending tool call of one server.
 
     ``store`` is the server's task store (its ``faults`` are armed on every
     turn too, and its ``stopping`` flag ends streams and waits on shutdown);
-    ``speed`` divides the assistant's delays.
+    ``speed`` divides the assistant's delays; ``writer`` writes the turns on
+    the wire (default ``V1ChatWriter``).
     """
 
-    def __init__(self, store: Store, speed: float) -> None:
+    def __init__(self, store: Store, speed: float, writer: Optional[ChatWriter] = None) -> None:
         self.store = store
         self.speed = speed
+        self.writer: ChatWriter = writer or V1ChatWriter()
         self.chats: dict[str, Chat] = {}
         self.waits: dict[str, ToolWait] = {}
         self._by_key: dict[str, dict[str, str]] = {}
@@ -178,7 +216,11 @@ class Chats:
         chat.messages.append(text)
         turn = Turn(TaskFaults((*self.store.faults, *faults)))
         chat.turn = turn
-        turn.runner = asyncio.get_running_loop().create_task(self._play(turn, text, earlier))
+        writer, current = self.writer, chat
+        turn.on_done = lambda status, error: writer.done(current, turn, status, error)
+        writer.started(self, chat, turn, text)
+        voice = writer.voice(self, chat, turn)
+        turn.runner = asyncio.get_running_loop().create_task(self._play(turn, voice, text, earlier))
         if self._watcher is None:
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
         answer = {"chat_id": chat.id, "message_id": turn.message_id}
@@ -186,9 +228,9 @@ class Chats:
             self._by_key[key] = answer
         return answer
 
-    async def _play(self, turn: Turn, text: str, earlier: list[str]) -> None:
+    async def _play(self, turn: Turn, voice: Voice, text: str, earlier: list[str]) -> None:
         try:
-            await assistant(_Voice(self, turn), text, earlier)
+            await assistant(voice, text, earlier)
         except AssistantFailed as exc:
             turn.finish("failed", str(exc))
         except Exception as exc:  # a bug in the script must still end the turn
@@ -222,18 +264,21 @@ class Chats:
                 chat.turn.halt()
 
 
-def _chats(request: Request) -> Chats:
+def chats_of(request: Request) -> Chats:
+    """The server's chats."""
     return cast(Chats, request.app.state.chats)
 
 
-def _chat(request: Request) -> Chat:
-    chat = _chats(request).chats.get(request.path_params["chat_id"])
+def chat_of(request: Request) -> Chat:
+    """The chat the path names; 404 when unknown."""
+    chat = chats_of(request).chats.get(request.path_params["chat_id"])
     if chat is None:
         raise HTTPException(404, "unknown chat")
     return chat
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request's JSON object body; 400 when not JSON, 422 when not an object."""
     try:
         body = json.loads(await request.body())
     except ValueError:
@@ -248,9 +293,12 @@ def _known_agent(ref: str) -> bool:
     return name == AGENT and (not at or bool(version.strip()))
 
 
-async def run_agent(request: Request) -> Response:
-    """``POST /agents/run``: start a turn of ``infsh/assistant`` (any version), in a new or given chat."""
-    body = await _json_object(request)
+async def start_turn(request: Request) -> tuple[Chat, dict[str, str]]:
+    """Check a ``POST /agents/run`` and start its turn; returns the chat and ``{"chat_id", "message_id"}``.
+
+    Raises ``HTTPException`` for a bad body, an unknown agent or chat, or a chat still answering.
+    """
+    body = await json_object(request)
     ref, data, chat_id = body.get("agent"), body.get("input"), body.get("chat_id")
     if not isinstance(ref, str) or not ref:
         raise HTTPException(422, "'agent' must be a non-empty string")
@@ -267,19 +315,25 @@ async def run_agent(request: Request) -> Response:
         raise HTTPException(422, f"invalid '_faults': {', '.join(misplaced)} do not apply to chats")
     if not _known_agent(ref):
         raise HTTPException(404, f"unknown agent {ref!r}; built-in agent: {AGENT}@latest")
-    chats = _chats(request)
+    chats = chats_of(request)
     chat = None
     if chat_id is not None:
         chat = chats.chats.get(chat_id)
         if chat is None:
             raise HTTPException(404, f"unknown chat {chat_id!r}")
     answer = chats.run(chat, data["text"], specs, request.headers.get("idempotency-key") or None)
+    return chats.chats[answer["chat_id"]], answer
+
+
+async def run_agent(request: Request) -> Response:
+    """``POST /agents/run``: start a turn of ``infsh/assistant`` (any version), in a new or given chat."""
+    _, answer = await start_turn(request)
     return JSONResponse({"data": answer})
 
 
 async def stream_chat(request: Request) -> Response:
     """``GET /chats/{id}/stream``: the latest turn's events as SSE, resumable."""
-    chat = _chat(request)
+    chat = chat_of(request)
     turn = chat.turn
     assert turn is not None  # a chat exists only once its first turn started
     state = cast("ServerState", request.app.state.infsh)
@@ -288,19 +342,19 @@ async def stream_chat(request: Request) -> Response:
 
 async def submit_tool_result(request: Request) -> Response:
     """``POST /tools/{id}``: ``{"result": str}`` for a waiting tool call."""
-    body = await _json_object(request)
+    body = await json_object(request)
     result = body.get("result")
     if not isinstance(result, str):
         raise HTTPException(422, "'result' must be a string (send other values JSON-encoded)")
     call_id = request.path_params["call_id"]
-    _chats(request).answer(call_id, result)
+    chats_of(request).answer(call_id, result)
     return JSONResponse({"data": {"id": call_id, "status": "submitted"}})
 
 
 async def stop_chat(request: Request) -> Response:
     """``POST /chats/{id}/stop``: end the turn going with ``done`` ``cancelled``."""
-    chat = _chat(request)
-    _chats(request).stop(chat)
+    chat = chat_of(request)
+    chats_of(request).stop(chat)
     return JSONResponse({"data": {"chat_id": chat.id}})
 
 

@@ -1,4 +1,9 @@
-"""The Starlette application: routes, auth, request records, problem+json errors."""
+"""The Starlette application: routes, auth, request records, problem+json errors.
+
+``create_app(dialect=...)`` mounts the v1 routes (PROTOCOL.md, here) or the
+hosted ones (``_hosted``, ``_hosted_chats``) over the same store, apps and
+runner; the dialect also picks the store's writer and the problem ``type``.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +19,15 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import _apps
 from ._agents import ROUTES as AGENT_ROUTES
-from ._agents import Chats
+from ._agents import Chats, ChatWriter
 from ._conn import ConnectionRegistry
-from ._faults import FaultSpec, parse_faults, retry_after_header
+from ._faults import parse_faults, retry_after_header
+from ._hosted_wire import HostedWriter, error_type
 from ._store import Store, Task
 from ._stream import Gauge, stream_response
 
@@ -50,6 +56,8 @@ class RequestRecord:
     authorization: Optional[str]
     user_agent: Optional[str]
     status: Optional[int] = None
+    accept: Optional[str] = None
+    api_version: Optional[str] = None
 
 
 class RequestLog:
@@ -84,18 +92,20 @@ class ServerState:
     registry: ConnectionRegistry
     requests: RequestLog
     streams: Gauge
+    dialect: str = "v1"
 
 
-def problem(status: int, detail: str, headers: Optional[dict[str, str]] = None) -> JSONResponse:
-    """An ``application/problem+json`` answer (RFC 9457) with ``status``."""
+def problem(
+    status: int, detail: str, headers: Optional[dict[str, str]] = None, *, dialect: str = "v1"
+) -> JSONResponse:
+    """An ``application/problem+json`` answer (RFC 9457) with ``status``.
+
+    Its ``type`` is ``about:blank`` in v1, ``https://inference.sh/errors/<code>`` in the hosted dialect.
+    """
     title = _TITLES.get(status, "Error")
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    kind = error_type(status) if dialect == "hosted" else "about:blank"
+    body = {"type": kind, "title": title, "status": status, "detail": detail}
     return JSONResponse(body, status, headers=headers, media_type="application/problem+json")
-
-
-def _fault_answer(spec: FaultSpec) -> JSONResponse:
-    detail = f"injected fault: {spec.kind} {spec.code}"
-    return problem(spec.code, detail, retry_after_header(spec.retry_after))
 
 
 class _Guard:
@@ -117,6 +127,8 @@ class _Guard:
             idempotency_key=headers.get("idempotency-key"),
             authorization=headers.get("authorization"),
             user_agent=headers.get("user-agent"),
+            accept=headers.get("accept"),
+            api_version=headers.get("x-api-version"),
         )
         self._state.requests.append(record)
 
@@ -129,7 +141,9 @@ class _Guard:
         if key is not None:
             given = headers.get("authorization", "").encode("latin-1")
             if not hmac.compare_digest(given, b"Bearer " + key.encode("latin-1")):
-                answer = problem(401, "missing or unknown API key", {"WWW-Authenticate": "Bearer"})
+                answer = problem(
+                    401, "missing or unknown API key", {"WWW-Authenticate": "Bearer"}, dialect=self._state.dialect
+                )
                 await answer(scope, receive, recording_send)
                 return
         await self._app(scope, receive, recording_send)
@@ -150,47 +164,65 @@ def _envelope(state: ServerState, task: Task) -> JSONResponse:
     return JSONResponse({"data": task.to_json(state.store.status_names)})
 
 
-async def run_app(request: Request) -> Response:
-    """``POST /apps/run``: create (or find by Idempotency-Key) a task and start it."""
+async def accept_run(request: Request) -> tuple[Task, dict[str, Any]]:
+    """Check a ``POST /apps/run``, then create (or find by Idempotency-Key) its task and start it.
+
+    Returns the task and the request body. Raises ``HTTPException`` (problem+json) for a bad
+    request, an unknown app, a due ``run_status`` fault, or a ``run_drop`` (after creating the task).
+    """
     state = _state(request)
     try:
         body = json.loads(await request.body())
     except ValueError:
-        return problem(400, "the request body is not JSON")
+        raise HTTPException(400, "the request body is not JSON") from None
     if not isinstance(body, dict):
-        return problem(422, "the request body must be a JSON object")
+        raise HTTPException(422, "the request body must be a JSON object")
     name, data, setup = body.get("app"), body.get("input"), body.get("setup")
     if not isinstance(name, str) or not name:
-        return problem(422, "'app' must be a non-empty string")
+        raise HTTPException(422, "'app' must be a non-empty string")
     if not isinstance(data, dict):
-        return problem(422, "'input' must be an object")
+        raise HTTPException(422, "'input' must be an object")
     if setup is not None and not isinstance(setup, dict):
-        return problem(422, "'setup' must be an object")
+        raise HTTPException(422, "'setup' must be an object")
     try:
         specs = parse_faults(data.get("_faults"))
     except ValueError as exc:
-        return problem(422, f"invalid '_faults': {exc}")
+        raise HTTPException(422, f"invalid '_faults': {exc}") from None
     data = {k: v for k, v in data.items() if k != "_faults"}
-    app = _apps.APPS.get(name)
+    app = _apps.APPS.get(_app_name(name, state.dialect))
     if app is None:
-        return problem(404, f"unknown app {name!r}; built-in apps: {', '.join(_apps.APPS)}")
+        raise HTTPException(404, f"unknown app {name!r}; built-in apps: {', '.join(_apps.APPS)}")
     invalid = app.validate(data)
     if invalid is not None:
-        return problem(422, f"invalid input for {name}: {invalid}")
+        raise HTTPException(422, f"invalid input for {name}: {invalid}")
 
     store = state.store
     fault = store.run_fault(json.dumps(body, sort_keys=True), specs)
     if fault is not None:
-        return _fault_answer(fault)
+        detail = f"injected fault: {fault.kind} {fault.code}"
+        raise HTTPException(fault.code, detail, retry_after_header(fault.retry_after))
     key = request.headers.get("idempotency-key")
     task = store.by_idempotency_key(key) if key else None
     if task is None:
-        task = store.create(name, data, setup, specs, key or None)
+        task = store.create(app.name, data, setup, specs, key or None)
         _apps.start(store, task, app, state.speed)
     drop = task.faults.fire("run_drop")
     if drop is not None:
-        return problem(503, "injected fault: run_drop (the task was created)")
-    return _envelope(state, task)
+        raise HTTPException(503, "injected fault: run_drop (the task was created)")
+    return task, body
+
+
+def _app_name(ref: str, dialect: str) -> str:
+    """The built-in app a reference names; the hosted dialect also takes ``ns/name@version``."""
+    if dialect == "hosted":
+        return ref.partition("@")[0]
+    return ref
+
+
+async def run_app(request: Request) -> Response:
+    """``POST /apps/run``: create (or find by Idempotency-Key) a task and start it."""
+    task, _ = await accept_run(request)
+    return _envelope(_state(request), task)
 
 
 async def get_task(request: Request) -> Response:
@@ -215,11 +247,21 @@ async def stream_task(request: Request) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return problem(exc.status_code, detail, dict(exc.headers or {}))
+    return problem(exc.status_code, detail, dict(exc.headers or {}), dialect=_state(request).dialect)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    return problem(500, f"internal error: {type(exc).__name__}")
+    return problem(500, f"internal error: {type(exc).__name__}", dialect=_state(request).dialect)
+
+
+V1_ROUTES = [
+    Route("/apps/run", run_app, methods=["POST"]),
+    Route("/tasks/{task_id}", get_task, methods=["GET"]),
+    Route("/tasks/{task_id}/cancel", cancel_task, methods=["POST"]),
+    Route("/tasks/{task_id}/stream", stream_task, methods=["GET"]),
+    *AGENT_ROUTES,
+]
+DIALECTS = ("v1", "hosted")
 
 
 def create_app(
@@ -230,18 +272,25 @@ def create_app(
     retry_ms: int = 1000,
     faults: Optional[Sequence[dict[str, Any]]] = None,
     status_names: bool = False,
+    dialect: str = "v1",
 ) -> Starlette:
     """The ASGI app of the local server (see ``LocalServer`` for the arguments).
 
     Its shared state is ``app.state.infsh`` (a ``ServerState``). Raises
-    ``ValueError`` for a bad fault spec, a non-positive speed or heartbeat, or
-    a negative retry_ms. Streams end on their own only when ``store.shutdown()``
-    is called, which ``LocalServer`` and ``serve`` do on stop.
+    ``ValueError`` for a bad fault spec, a non-positive speed or heartbeat,
+    a negative retry_ms, or a dialect other than "v1" and "hosted". Streams
+    end on their own only when ``store.shutdown()`` is called, which
+    ``LocalServer`` and ``serve`` do on stop.
     """
     if speed <= 0 or heartbeat <= 0 or retry_ms < 0:
         raise ValueError("speed and heartbeat must be > 0, retry_ms >= 0")
+    if dialect not in DIALECTS:
+        raise ValueError(f"dialect must be one of {', '.join(DIALECTS)}, not {dialect!r}")
+    hosted = dialect == "hosted"
+    specs = parse_faults(list(faults or []))
+    writer = HostedWriter() if hosted else None
     state = ServerState(
-        store=Store(faults=parse_faults(list(faults or [])), status_names=status_names),
+        store=Store(faults=specs, status_names=status_names, writer=writer, dialect=dialect),
         speed=speed,
         heartbeat=heartbeat,
         retry_ms=int(retry_ms),
@@ -249,18 +298,20 @@ def create_app(
         registry=ConnectionRegistry(),
         requests=RequestLog(),
         streams=Gauge(),
+        dialect=dialect,
     )
+    routes: list[BaseRoute] = list(V1_ROUTES)
+    chat_writer: Optional[ChatWriter] = None
+    if hosted:  # imported here: the hosted routes build on this module
+        from ._hosted import ROUTES as HOSTED_ROUTES
+        from ._hosted_chats import HostedChatWriter
+
+        routes, chat_writer = list(HOSTED_ROUTES), HostedChatWriter()
     app = Starlette(
-        routes=[
-            Route("/apps/run", run_app, methods=["POST"]),
-            Route("/tasks/{task_id}", get_task, methods=["GET"]),
-            Route("/tasks/{task_id}/cancel", cancel_task, methods=["POST"]),
-            Route("/tasks/{task_id}/stream", stream_task, methods=["GET"]),
-            *AGENT_ROUTES,
-        ],
+        routes=routes,
         middleware=[Middleware(_Guard, state=state)],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
     app.state.infsh = state
-    app.state.chats = Chats(state.store, speed)
+    app.state.chats = Chats(state.store, speed, chat_writer)
     return app

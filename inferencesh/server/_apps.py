@@ -23,7 +23,10 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from tqdm import tqdm
+
 from . import _png
+from ._assistant import words
 from ._store import (
     CANCELLED,
     COMPLETED,
@@ -56,9 +59,18 @@ class AppContext:
         """Wait ``seconds`` of app time (``seconds / speed`` real seconds)."""
         await asyncio.sleep(seconds / self._speed)
 
+    @property
+    def hosted(self) -> bool:
+        """True when the server speaks the hosted dialect (the apps word their logs for it)."""
+        return self._store.dialect == "hosted"
+
     def emit(self, **change: Any) -> None:
         """Report one change (``status``, ``progress``, ``logs``, ``partial_output``)."""
         self._store.update(self._task, **change)
+
+    def delta(self, **pieces: Any) -> None:
+        """Stream a piece of output (``response``/``reasoning`` text, ``usage``)."""
+        self._store.delta(self._task, **pieces)
 
 
 Validator = Callable[[Mapping[str, Any]], Optional[str]]
@@ -103,19 +115,24 @@ async def _flux(ctx: AppContext, data: dict[str, Any]) -> Any:
     await ctx.sleep(0.3)
     ctx.emit(status=SERVING, logs=["Starting app server"])
     await ctx.sleep(0.2)
-    ctx.emit(status=SETTING_UP, logs=["Loading model black-forest-labs/FLUX.1-schnell"])
+    if ctx.hosted:
+        ctx.emit(status=SETTING_UP, logs=["simulated FLUX.1-schnell: no model is loaded"])
+    else:
+        ctx.emit(status=SETTING_UP, logs=["Loading model black-forest-labs/FLUX.1-schnell"])
     await ctx.sleep(0.5)
     image = _png.draw(prompt)
+    started = "Drawing a placeholder image" if ctx.hosted else "Model loaded"
     ctx.emit(
         status=RUNNING,
-        logs=["Model loaded", f"Generating {steps} steps"],
+        logs=[started, f"Generating {steps} steps"],
         progress={"current": 0, "total": steps},
     )
     for step in range(1, steps + 1):
         await ctx.sleep(0.25)
+        line = tqdm.format_meter(step, steps, step * 0.25) if ctx.hosted else f"Step {step}/{steps}"
         ctx.emit(
             progress={"current": step, "total": steps},
-            logs=[f"Step {step}/{steps}"],
+            logs=[line],
             partial_output={"step": step, "preview": _png.preview(image, step, steps)},
         )
     ctx.emit(status=UPLOADING, logs=["Uploading image"])
@@ -172,6 +189,50 @@ async def _count(ctx: AppContext, data: dict[str, Any]) -> Any:
     return {"n": n}
 
 
+def _check_llm(data: Mapping[str, Any]) -> str | None:
+    if not isinstance(data.get("prompt"), str):
+        return "'prompt' must be a string"
+    if not isinstance(data.get("reasoning", False), bool):
+        return "'reasoning' must be true or false"
+    return None
+
+
+#: Seconds before each streamed word of ``infsh/llm``, divided by the server's speed.
+LLM_WORD_DELAY = 0.03
+
+
+def llm_texts(prompt: str) -> tuple[str, str]:
+    """What ``infsh/llm`` thinks and answers for ``prompt``: (reasoning, response)."""
+    reasoning = f"The user wrote {len(prompt.split())} words. A short, plain answer fits."
+    response = f'You said "{prompt}". This answer is simulated: no model is loaded.'
+    return reasoning, response
+
+
+async def _llm(ctx: AppContext, data: dict[str, Any]) -> Any:
+    reasoning, response = llm_texts(data["prompt"])
+    think = bool(data.get("reasoning", False))
+    ctx.emit(status=RUNNING, logs=["simulated LLM: no model is loaded"])
+    chunks = [("reasoning", word) for word in words(reasoning)] if think else []
+    chunks += [("response", word) for word in words(response)]
+    usage = {
+        "prompt_tokens": len(data["prompt"].split()),
+        "completion_tokens": len(chunks),
+        "total_tokens": len(data["prompt"].split()) + len(chunks),
+        "stop_reason": "stop",
+    }
+    for index, (kind, word) in enumerate(chunks):
+        await ctx.sleep(LLM_WORD_DELAY)
+        pieces: dict[str, Any] = {kind: word}
+        if index == len(chunks) - 1:
+            pieces["usage"] = usage
+        ctx.delta(**pieces)
+    output: dict[str, Any] = {"response": response}
+    if think:
+        output["reasoning"] = reasoning
+    output["usage"] = usage
+    return output
+
+
 APPS: dict[str, App] = {
     app.name: app
     for app in (
@@ -180,6 +241,7 @@ APPS: dict[str, App] = {
         App("infsh/sleep", _check_sleep, _sleep),
         App("infsh/fail", _check_fail, _fail),
         App("infsh/count", _check_count, _count),
+        App("infsh/llm", _check_llm, _llm),
     )
 }
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 #: Faults that act on one stream connection after ``after`` events sent on it.
-CONNECTION_KINDS = frozenset({"close", "reset", "cut", "torn", "stall", "malformed"})
+CONNECTION_KINDS = frozenset({"close", "reset", "cut", "torn", "stall", "malformed", "mute"})
 #: Of those, the ones that act on the bytes of the next event, so wait for it.
 NEXT_EVENT_KINDS = frozenset({"cut", "torn"})
 KINDS = CONNECTION_KINDS | {"status", "overlap", "run_status", "run_drop"}
@@ -29,6 +29,7 @@ _ALLOWED_KEYS = {
     "torn": {"after"},
     "stall": {"after", "seconds"},
     "malformed": {"after"},
+    "mute": {"after"},
     "status": {"code", "retry_after"},
     "overlap": {"back"},
     "run_status": {"code", "retry_after"},

@@ -95,15 +95,19 @@ class LocalServer:
     """The protocol server on a background thread, for tests, demos and notebooks.
 
     ``with LocalServer() as server:`` binds 127.0.0.1 on an ephemeral port
-    (``port=0``) and serves PROTOCOL.md at ``server.url`` until the block ends.
+    (``port=0``) and serves PROTOCOL.md (``LocalServer(dialect="hosted")``:
+    HOSTED.md) at ``server.url`` until the block ends.
 
     Arguments: ``api_key`` (None accepts any Authorization; a string requires
     ``Bearer <key>``), ``speed`` (divides every app delay), ``heartbeat``
     (seconds of silence before a ``: ping``), ``retry_ms`` (the ``retry:``
     sent first on each stream), ``faults`` (fault specs armed on every task,
     see the package docstring), ``status_names`` (send lowercase status
-    names instead of integer codes). A bad fault spec raises ``ValueError``;
-    ``start()`` raises ``OSError`` when the address cannot be bound.
+    names instead of integer codes; v1 only), ``dialect`` ("v1": PROTOCOL.md;
+    "hosted": HOSTED.md, where ``heartbeat`` is the seconds of silence before
+    a heartbeat object and ``retry_ms`` is unused). A bad fault spec or
+    dialect raises ``ValueError``; ``start()`` raises ``OSError`` when the
+    address cannot be bound.
     """
 
     def __init__(
@@ -117,6 +121,7 @@ class LocalServer:
         retry_ms: int = 1000,
         faults: Optional[Sequence[dict[str, Any]]] = None,
         status_names: bool = False,
+        dialect: str = "v1",
     ) -> None:
         self.app = create_app(
             api_key=api_key,
@@ -125,6 +130,7 @@ class LocalServer:
             retry_ms=retry_ms,
             faults=faults,
             status_names=status_names,
+            dialect=dialect,
         )
         self._state = cast(ServerState, self.app.state.infsh)
         self._host = host
@@ -161,8 +167,9 @@ class LocalServer:
         """A copy of the records of every request received so far, in order.
 
         Each has ``method``, ``path``, ``last_event_id``, ``idempotency_key``,
-        ``authorization``, ``user_agent`` (header values or None) and
-        ``status`` (the response status, None if none was sent).
+        ``authorization``, ``user_agent``, ``accept``, ``api_version``
+        (``X-API-Version``) (header values or None) and ``status`` (the
+        response status, None if none was sent).
         """
         return self._state.requests.snapshot()
 
@@ -240,6 +247,7 @@ def serve(
     faults: Optional[Sequence[dict[str, Any]]] = None,
     status_names: bool = False,
     log_level: str = "info",
+    dialect: str = "v1",
 ) -> None:
     """Serve in the foreground on ``host:port`` until Ctrl-C (``infsh serve``).
 
@@ -254,6 +262,7 @@ def serve(
         retry_ms=retry_ms,
         faults=faults,
         status_names=status_names,
+        dialect=dialect,
     )
     state = cast(ServerState, app.state.infsh)
     config = _config(app, state, host=host, port=port, log_level=log_level)

@@ -1,8 +1,11 @@
 """Tasks in memory: creation, idempotency keys, updates, cancellation.
 
-Every change of a task goes through ``Store.update``, which updates the task
-and appends one TaskUpdate event (already encoded as SSE bytes) to the task's
-event log. All methods run on the server's event loop.
+Every change of a task goes through ``Store.update`` (or ``Store.delta`` for
+streamed model output), which updates the task, its status history and its
+log records, then hands the change to the store's ``Writer``: the dialect's
+way to write it on the wire. ``V1Writer`` appends one PROTOCOL.md TaskUpdate
+event (already encoded as SSE bytes) to the task's event log; the hosted
+writer lives in ``_hosted_wire``. All methods run on the server's event loop.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import asyncio
 import json
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 from ._events import EventLog
 from ._faults import FaultSpec, TaskFaults
@@ -33,6 +37,11 @@ STATUS_NAMES = {
     CANCELLED: "cancelled",
 }
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+#: Store-internal (not a PROTOCOL.md code): only the hosted dialect's cancel passes through it.
+CANCELLING = 100
+STATUS_NAMES[CANCELLING] = "cancelling"
+#: Log record types (HOSTED.md): lines logged before ``running`` go to "setup", the rest to "task".
+LOG_SETUP, LOG_TASK = 3, 4
 
 _UNSET: Any = object()
 
@@ -53,8 +62,41 @@ def encode_event(event_id: int, payload: dict[str, Any], event: str = "update") 
     return f"id: {event_id}\nevent: {event}\ndata: {data}\n\n".encode()
 
 
+@dataclass
+class LogRecord:
+    """The lines of one log type, as the hosted dialect's TaskDTO lists them."""
+
+    id: str
+    log_type: int
+    created_at: datetime
+    updated_at: datetime
+    lines: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one ``Store.update`` changed, for the writer."""
+
+    status: bool
+    logs: list[str]
+    partial_output: Any = None
+
+
+class Writer(Protocol):
+    """A dialect's way to write a task's changes into its event log."""
+
+    def created(self, task: Task) -> None:
+        """The task was just created (status received)."""
+
+    def changed(self, task: Task, change: Change) -> int:
+        """The task changed; returns the id of the event written."""
+
+    def delta(self, task: Task, delta: dict[str, Any]) -> None:
+        """A piece of streamed output (``response``/``reasoning`` text, ``usage``) arrived."""
+
+
 class Task:
-    """One run of an app, its current state and its event log."""
+    """One run of an app, its current state, history and event log."""
 
     def __init__(
         self,
@@ -74,7 +116,13 @@ class Task:
         self.logs: list[str] = []
         self.progress: Optional[dict[str, int]] = None
         self.created_at = self.updated_at = now()
-        self.events: EventLog[bytes] = EventLog()
+        self.events: EventLog[Any] = EventLog()
+        #: every status the task went through, with when
+        self.history: list[tuple[int, datetime]] = [(RECEIVED, self.created_at)]
+        self.records: list[LogRecord] = []
+        #: the output streamed so far (``Store.delta``), e.g. {"response": "Hel"}
+        self.streamed: dict[str, Any] = {}
+        self.deltas = 0
         self.runner: Optional[asyncio.Task[None]] = None
 
     @property
@@ -102,12 +150,23 @@ class Store:
     """All tasks of one server, their idempotency keys and run-fault counters.
 
     ``faults`` are the server-wide specs armed on every task; ``status_names``
-    makes events and task bodies carry status names instead of codes.
+    makes events and task bodies carry status names instead of codes;
+    ``writer`` writes each change on the wire (default ``V1Writer``).
     """
 
-    def __init__(self, *, faults: Sequence[FaultSpec] = (), status_names: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        faults: Sequence[FaultSpec] = (),
+        status_names: bool = False,
+        writer: Optional[Writer] = None,
+        dialect: str = "v1",
+    ) -> None:
         self.faults = tuple(faults)
         self.status_names = status_names
+        self.writer: Writer = writer or V1Writer(status_names)
+        #: "v1" or "hosted": the apps word their logs by it, and a hosted cancel passes through cancelling
+        self.dialect = dialect
         self.tasks: dict[str, Task] = {}
         self.stopping = False
         self._by_key: dict[str, str] = {}
@@ -142,7 +201,7 @@ class Store:
         self.tasks[task.id] = task
         if idempotency_key is not None:
             self._by_key[idempotency_key] = task.id
-        self._append(task, logs=[], partial_output=None)
+        self.writer.created(task)
         return task
 
     def update(
@@ -164,8 +223,12 @@ class Store:
         """
         if task.terminal:
             return None
+        moment = now()
+        status_changed = status is not None and status != task.status
         if status is not None:
             task.status = status
+            if status_changed:
+                task.history.append((status, moment))
         if progress is not _UNSET:
             task.progress = dict(progress) if progress is not None else None
         if output is not None:
@@ -174,8 +237,84 @@ class Store:
             task.error = error
         new_logs = list(logs)
         task.logs.extend(new_logs)
+        task.updated_at = moment
+        if new_logs:
+            _record(task, moment).lines.extend(new_logs)
+        return self.writer.changed(task, Change(status_changed, new_logs, partial_output))
+
+    def delta(self, task: Task, **pieces: Any) -> None:
+        """Stream a piece of output: ``response``/``reasoning`` text (appended), ``usage`` (replaced)."""
+        if task.terminal:
+            return
+        for key, value in pieces.items():
+            if isinstance(value, str):
+                task.streamed[key] = task.streamed.get(key, "") + value
+            else:
+                task.streamed[key] = value
+        task.deltas += 1
         task.updated_at = now()
-        return self._append(task, logs=new_logs, partial_output=partial_output)
+        self.writer.delta(task, dict(pieces))
+
+    def cancel(self, task: Task) -> bool:
+        """Cancel ``task``: cancelled event now (the hosted dialect: cancelling now, cancelled once the app stopped).
+
+        Returns False (and does nothing) when the task is already terminal.
+        """
+        if task.terminal:
+            return False
+        runner = task.runner
+        if self.dialect != "hosted" or runner is None or runner.done():
+            self.update(task, status=CANCELLED, logs=["Task cancelled"])
+            if runner is not None and not runner.done():
+                runner.cancel()
+            return True
+        if task.status == CANCELLING:
+            return True
+        self.update(task, status=CANCELLING, logs=["Cancelling task"])
+        runner.cancel()
+        # a runner cancelled before it ever ran never sees CancelledError: end the task here then
+        runner.add_done_callback(lambda _: self._cancelled(task))
+        return True
+
+    def _cancelled(self, task: Task) -> None:
+        if not self.stopping:
+            self.update(task, status=CANCELLED, logs=["Task cancelled"])
+
+    def shutdown(self) -> None:
+        """Stop every app coroutine and wake every stream so it can end."""
+        self.stopping = True
+        for task in self.tasks.values():
+            if task.runner is not None and not task.runner.done():
+                task.runner.cancel()
+            task.events.wake()
+
+
+def _record(task: Task, moment: datetime) -> LogRecord:
+    """The log record that lines logged now belong to (created on first use)."""
+    log_type = LOG_SETUP if task.status < RUNNING else LOG_TASK
+    for record in task.records:
+        if record.log_type == log_type:
+            record.updated_at = moment
+            return record
+    record = LogRecord(f"{task.id}-log{log_type}", log_type, moment, moment)
+    task.records.append(record)
+    return record
+
+
+class V1Writer:
+    """PROTOCOL.md: one TaskUpdate event (SSE bytes) per change; deltas become ``partial_output`` previews."""
+
+    def __init__(self, status_names: bool = False) -> None:
+        self.status_names = status_names
+
+    def created(self, task: Task) -> None:
+        self._append(task, logs=[], partial_output=None)
+
+    def changed(self, task: Task, change: Change) -> int:
+        return self._append(task, logs=change.logs, partial_output=change.partial_output)
+
+    def delta(self, task: Task, delta: dict[str, Any]) -> None:
+        self._append(task, logs=[], partial_output=dict(task.streamed))
 
     def _append(self, task: Task, *, logs: list[str], partial_output: Any) -> int:
         status: int | str = task.status
@@ -196,23 +335,3 @@ class Store:
         if task.terminal:
             task.events.close()
         return event_id
-
-    def cancel(self, task: Task) -> bool:
-        """Cancel ``task``: cancelled event now, app coroutine stopped.
-
-        Returns False (and does nothing) when the task is already terminal.
-        """
-        if task.terminal:
-            return False
-        self.update(task, status=CANCELLED, logs=["Task cancelled"])
-        if task.runner is not None and not task.runner.done():
-            task.runner.cancel()
-        return True
-
-    def shutdown(self) -> None:
-        """Stop every app coroutine and wake every stream so it can end."""
-        self.stopping = True
-        for task in self.tasks.values():
-            if task.runner is not None and not task.runner.done():
-                task.runner.cancel()
-            task.events.wake()

@@ -1,8 +1,9 @@
 """The bytes of one event stream: retry, replay, live events, heartbeats, faults.
 
-``event_stream`` (a task's stream, or one turn of an agent chat) is an
-async generator of raw SSE bytes handed to sse-starlette, which only frames
-them as HTTP chunks. Heartbeats are ours (``: ping`` after ``heartbeat``
+``event_stream`` (a task's stream, or one turn of an agent chat, in either
+dialect) is an async generator of raw bytes handed to sse-starlette (or, for
+NDJSON, a plain streaming response), which only frames them as HTTP chunks;
+a ``Framing`` says how the dialect writes each item. Heartbeats are ours (``: ping`` after ``heartbeat``
 seconds without a write), so that a stall fault can really keep the
 connection silent. ``stream_response`` answers a stream request for any
 such log: Last-Event-ID, the ``status`` and ``overlap`` faults, then the
@@ -13,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Optional, cast
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, cast
 
 import anyio
 from sse_starlette.sse import EventSourceResponse
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 #: sse-starlette's own ping interval: never, in practice (we send our own).
 _NO_PING = 10**7
 PING = b": ping\n\n"
+T = TypeVar("T")
 #: Most events read from the log at once (and sent in one chunk when no fault is armed).
 _BATCH = 256
 
@@ -52,6 +55,30 @@ class Gauge:
     def add(self, delta: int) -> None:
         with self._lock:
             self._value += delta
+
+
+@dataclass(frozen=True)
+class Framing(Generic[T]):
+    """How one dialect writes a stream: the opening bytes, each item, a heartbeat, a broken item."""
+
+    frame: Callable[[T], bytes]
+    ping: bytes
+    malformed: Callable[[int], bytes]  # given the id the broken item would have had
+    head: bytes = b""
+
+
+def v1_framing(retry_ms: int, malformed_event: bytes = b"update") -> Framing[bytes]:
+    """PROTOCOL.md: ``retry:`` first, log items already SSE blocks, ``: ping``, an event whose data is not JSON."""
+    return Framing(
+        frame=_identity,
+        ping=PING,
+        malformed=lambda next_id: b"id: %d\nevent: %s\ndata: {not json\n\n" % (next_id, malformed_event),
+        head=b"retry: %d\n\n" % retry_ms,
+    )
+
+
+def _identity(block: bytes) -> bytes:
+    return block
 
 
 class SSEResponse(EventSourceResponse):
@@ -93,36 +120,47 @@ async def _wait_lost(registry: ConnectionRegistry, peer: Any) -> None:
 
 
 async def event_stream(
-    log: EventLog[bytes],
+    log: EventLog[T],
     faults: TaskFaults,
     store: Store,
     *,
     after: int,
-    retry_ms: int,
     heartbeat: float,
     registry: ConnectionRegistry,
     peer: Optional[tuple[str, int]],
     gauge: Gauge,
-    malformed_event: bytes = b"update",
+    framing: Framing[T],
+    first: Sequence[T] = (),
 ) -> AsyncIterator[bytes]:
-    """Yield the SSE blocks of ``log`` with an id greater than ``after``.
+    """Yield the framed items of ``log`` with an id greater than ``after``.
 
-    Starts with ``retry: <retry_ms>``, sends ``: ping`` after ``heartbeat``
-    seconds of silence, ends after the terminal event (the log's last, once
-    closed) or when ``store`` is stopping. When ``after`` is already the
-    terminal event nothing at all is sent. The connection ``faults`` fire
-    here, counting the events sent on this connection; a ``malformed`` one
-    is sent as event type ``malformed_event``.
+    ``first`` items (a hosted stream's opening snapshot) go out before them,
+    counted as events by the faults. Starts with ``framing.head``, sends
+    ``framing.ping`` after ``heartbeat`` seconds of silence, ends after the
+    terminal item (the log's last, once closed) or when ``store`` is
+    stopping. With no ``first`` items and ``after`` already the terminal
+    event nothing at all is sent. The connection ``faults`` fire here,
+    counting the items sent on this connection.
     """
     gauge.add(1)
     try:
-        if log.closed and after >= log.last_id:
+        if not first and log.closed and after >= log.last_id:
             return
         loop = asyncio.get_running_loop()
-        yield b"retry: %d\n\n" % retry_ms
+        if framing.head:
+            yield framing.head
         last_write = loop.time()
         sent = 0
         position = after
+        opening = list(first)
+
+        def ready() -> list[tuple[int, T]]:
+            items = log.since(position, _BATCH)
+            return [(position, item) for item in opening] + items if opening else items
+
+        def finished() -> bool:
+            return not opening and log.closed and position == log.last_id
+
         due: FaultSpec | None = faults.on_connection(0, False) if faults else None
         while not store.stopping:
             if due is not None:
@@ -131,8 +169,13 @@ async def event_stream(
                     await _sleep_unless_stopping(store, spec.seconds)
                     last_write = loop.time()
                     continue
+                if spec.kind == "mute":
+                    while not store.stopping:  # heartbeats only, for as long as the client stays
+                        await _sleep_unless_stopping(store, heartbeat)
+                        yield framing.ping
+                    return
                 if spec.kind == "malformed":
-                    yield b"id: %d\nevent: %s\ndata: {not json\n\n" % (position + 1, malformed_event)
+                    yield framing.malformed(position + 1)
                 elif spec.kind == "reset":
                     transport = registry.transport(peer)
                     if transport is not None:
@@ -140,16 +183,18 @@ async def event_stream(
                         await _wait_lost(registry, peer)
                 return  # "close" ends here too: a clean end of the response
             if not faults:  # nothing to count per event: send what is ready in one chunk
-                batch = log.since(position, _BATCH)
+                batch = ready()
                 if batch:
-                    yield b"".join(block for _, block in batch)
+                    yield b"".join(framing.frame(item) for _, item in batch)
+                    opening.clear()
                     position = batch[-1][0]
                     last_write = loop.time()
-                    if log.closed and position == log.last_id:
+                    if finished():
                         return
                     continue
-            pending = log.since(position, _BATCH)
-            for event_id, block in pending:
+            pending = ready()
+            for event_id, item in pending:
+                block = framing.frame(item)
                 next_fault = faults.on_connection(sent, True) if faults else None
                 if next_fault is not None and next_fault.kind == "cut":
                     yield block[: len(block) // 2]
@@ -161,10 +206,12 @@ async def event_stream(
                         await _wait_lost(registry, peer)
                     return
                 yield block
+                if opening:
+                    opening.pop(0)
                 sent += 1
                 position = event_id
                 last_write = loop.time()
-                if log.closed and position == log.last_id:
+                if finished():
                     return  # that was the terminal event
                 due = faults.on_connection(sent, False) if faults else None
                 if due is not None:
@@ -175,7 +222,7 @@ async def event_stream(
                 return
             idle = loop.time() - last_write
             if idle >= heartbeat:
-                yield PING
+                yield framing.ping
                 last_write = loop.time()
                 continue
             await log.wait(position, heartbeat - idle)
@@ -192,6 +239,12 @@ def last_event_id(request: Request) -> int | None:
     if not text.isdigit() or not text.isascii():
         raise HTTPException(400, f"Last-Event-ID must be a non-negative integer, got {raw!r}")
     return int(text)
+
+
+def peer_of(request: Request) -> tuple[str, int] | None:
+    """The TCP peer of ``request`` (the key of its connection in the registry)."""
+    client = request.scope.get("client")
+    return (str(client[0]), int(client[1])) if client else None
 
 
 def stream_response(
@@ -217,18 +270,16 @@ def stream_response(
         overlap = faults.fire("overlap")
         if overlap is not None:
             after = max(0, resume_at - overlap.back)
-    client = request.scope.get("client")
-    peer = (str(client[0]), int(client[1])) if client else None
+    peer = peer_of(request)
     events = event_stream(
         log,
         faults,
         state.store,
         after=after,
-        retry_ms=state.retry_ms,
         heartbeat=state.heartbeat,
         registry=state.registry,
         peer=peer,
         gauge=state.streams,
-        malformed_event=malformed_event,
+        framing=v1_framing(state.retry_ms, malformed_event),
     )
     return cast(Response, SSEResponse(events))
