@@ -50,8 +50,12 @@ def run_demo(
     flaky: bool = False,
     speed: float = 1.0,
     stream: TextIO = sys.stdout,
+    dialect: str = "hosted",
 ) -> Path:
-    """Run the demo; returns the path of the PNG written (``out`` or ``./infsh-demo.png``)."""
+    """Run the demo; returns the path of the PNG written (``out`` or ``./infsh-demo.png``).
+
+    ``dialect`` is the wire dialect the embedded server speaks ("hosted" or "v1").
+    """
     from .server import LocalServer
 
     target = Path(out or "infsh-demo.png").resolve()
@@ -61,7 +65,7 @@ def run_demo(
     previous_level = logger.level
     logger.setLevel(logging.INFO)
     try:
-        with LocalServer(speed=speed, retry_ms=200) as server:
+        with LocalServer(speed=speed, retry_ms=200, dialect=dialect) as server:
             print(f"Local server at {server.url}", file=stream)
             client = inference(api_key="demo", base_url=server.url, backoff_initial=0.1)
             task_input: dict[str, Any] = {"prompt": prompt}

@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     serve.add_argument("--api-key", default=None, help="require this key (default: accept any key)")
     serve.add_argument("--speed", type=float, default=1.0, help="divide app delays by this (default 1)")
+    serve.add_argument(
+        "--dialect",
+        choices=("v1", "hosted"),
+        default="v1",
+        help="the wire dialect: v1 (docs/PROTOCOL.md, default) or hosted (the hosted API's)",
+    )
     serve.set_defaults(handler=_serve)
 
     demo = commands.add_parser("demo", parents=[common], help="stream a real task from an embedded local server")
@@ -103,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default=None, help="where to save the PNG (default ./infsh-demo.png)")
     demo.add_argument("--flaky", action="store_true", help="inject connection drops and show the resume")
     demo.add_argument("--speed", type=float, default=1.0, help="divide app delays by this (default 1)")
+    demo.add_argument(
+        "--dialect",
+        choices=("v1", "hosted"),
+        default="hosted",
+        help="the wire dialect the embedded server speaks (default hosted, as the hosted API)",
+    )
     demo.set_defaults(handler=_demo)
 
     relay = commands.add_parser("relay", parents=[common], help="serve the browser relay (the key stays server-side)")
@@ -116,14 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     from .server import serve
 
-    serve(host=args.host, port=args.port, api_key=args.api_key, speed=args.speed)
+    serve(host=args.host, port=args.port, api_key=args.api_key, speed=args.speed, dialect=args.dialect)
     return EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
-    run_demo(args.prompt, args.out, flaky=args.flaky, speed=args.speed)
+    run_demo(args.prompt, args.out, flaky=args.flaky, speed=args.speed, dialect=args.dialect)
     return EXIT_OK
 
 
