@@ -26,6 +26,7 @@ from ._errors import (
     NotFoundError,
     ProtocolError,
     RateLimitError,
+    RequirementsNotMet,
     redact,
 )
 
@@ -74,16 +75,28 @@ def error_from_response(response: requests.Response, max_retry_delay: float, str
         problem = json.loads(body.decode("utf-8", "replace")) if body else None
     except ValueError:
         problem = None
+    code = ""
+    requirements: Any = None
     if isinstance(problem, dict):
         title = str(problem.get("title") or title)
         detail = str(problem.get("detail") or "")
         type_ = str(problem.get("type") or type_)
+        requirements = problem.get("errors")
+        legacy = problem.get("error")  # HOSTED.md legacy envelope: {"success": false, "error": {code, message}}
+        if isinstance(legacy, dict):
+            code = str(legacy.get("code") or "")
+            detail = detail or str(legacy.get("message") or "")
+        elif isinstance(legacy, str):
+            detail = detail or legacy
     elif body:
         detail = _excerpt(body.decode("utf-8", "replace"))
-    kwargs: dict[str, Any] = {"title": title, "type": type_}
+    kwargs: dict[str, Any] = {"title": title, "type": type_, "code": code}
     if status == 429:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), max_retry_delay)
         return RateLimitError(status, detail, retry_after=retry_after, **kwargs)
+    if status == 412:
+        listed = [item for item in requirements if isinstance(item, dict)] if isinstance(requirements, list) else []
+        return RequirementsNotMet(status, detail, requirements=listed, **kwargs)
     cls = {401: AuthenticationError, 403: AuthenticationError, 404: NotFoundError, 409: ConflictError}.get(
         status, APIError
     )
@@ -95,7 +108,19 @@ def is_retryable_status(status: int) -> bool:
     return status in (408, 429) or 500 <= status <= 599
 
 
-def envelope(response: requests.Response) -> Any:
+def envelope(response: requests.Response) -> tuple[Any, Optional[str]]:
+    """The payload of a success answer, and the dialect its envelope shows ("hosted", "v1" or None).
+
+    Accepts every envelope of PROTOCOL.md and HOSTED.md: ``{"data": ...}``
+    (PROTOCOL.md, or HOSTED.md v3 without messages: dialect None),
+    ``{"data", "messages"}`` (v3), ``{"success", "status", "data"}``
+    (legacy; ``"success": false`` raises ``APIError`` with the body's
+    ``error``), a bare object (HOSTED.md with ``X-API-Version: 2``), and an
+    empty body (None; HOSTED.md: cancel, tool results and stop may answer
+    nothing). Raises ``ProtocolError`` for a body that is not JSON.
+    """
+    if not response.content.strip():
+        return None, None
     try:
         payload = response.json()
     except ValueError:
@@ -103,9 +128,29 @@ def envelope(response: requests.Response) -> Any:
             f"expected a JSON body from {response.request.method} {urlsplit(response.url).path}, "
             f"got {response.headers.get('Content-Type', 'no content type')}: {_excerpt(response.text)}"
         ) from None
-    if not isinstance(payload, dict) or "data" not in payload:
-        raise ProtocolError(f'expected a {{"data": ...}} envelope, got {_excerpt(repr(payload))}')
-    return payload["data"]
+    if not isinstance(payload, dict):
+        raise ProtocolError(f"expected a JSON object, got {_excerpt(repr(payload))}")
+    if "success" in payload and isinstance(payload["success"], bool):
+        if not payload["success"]:
+            raise _legacy_error(response, payload)
+        return payload.get("data"), "hosted"
+    if "data" in payload:
+        hosted = "messages" in payload
+        return payload["data"], ("hosted" if hosted else None)
+    return payload, "hosted"  # a bare DTO
+
+
+def _legacy_error(response: requests.Response, payload: dict[str, Any]) -> APIError:
+    error = payload.get("error")
+    code, message = "", ""
+    if isinstance(error, dict):
+        code, message = str(error.get("code") or ""), str(error.get("message") or "")
+    elif isinstance(error, str):
+        message = error
+    status = payload.get("status")
+    if isinstance(status, bool) or not isinstance(status, int) or status < 400:
+        status = response.status_code if response.status_code >= 400 else 400
+    return APIError(status, message or "the server answered success: false", code=code)
 
 
 def _innermost(exc: BaseException) -> BaseException:

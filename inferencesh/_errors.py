@@ -8,8 +8,10 @@
     │   ├── AuthenticationError         401, 403
     │   ├── NotFoundError               404: unknown app, task, chat or tool call
     │   ├── ConflictError               409: e.g. cancelling a finished task
+    │   ├── RequirementsNotMet          412: the account lacks a secret or integration (``requirements``)
     │   └── RateLimitError              429 (``retry_after`` in seconds, or None)
     ├── TaskFailed                      the task ended ``failed`` (``task_id``, ``error``)
+    │   └── TaskRejected                the hosted service refused to run it (status ``rejected``)
     ├── TaskCancelled                   the task ended ``cancelled`` (``task_id``)
     ├── StreamTimeout (TimeoutError)    the total ``timeout=`` passed
     ├── Cancelled                       the ``CancelToken`` was cancelled
@@ -35,9 +37,11 @@ __all__ = [
     "NotFoundError",
     "ProtocolError",
     "RateLimitError",
+    "RequirementsNotMet",
     "StreamTimeout",
     "TaskCancelled",
     "TaskFailed",
+    "TaskRejected",
     "UsageError",
 ]
 
@@ -98,7 +102,11 @@ class APIError(InferenceError):
     """The server answered with an HTTP error status.
 
     Attributes: ``status_code`` (int), ``title`` and ``detail`` (from the
-    problem+json body, or a short excerpt of a non-JSON body), ``type``.
+    problem+json body, or a short excerpt of a non-JSON body), ``type``, and
+    ``code``: the error's code, the last path segment of ``type`` (RFC 9457
+    problem types of the hosted service end in ``/errors/<code>``) or the
+    ``code`` of a legacy ``{"success": false, "error": {...}}`` body; ``""``
+    when the server gave none.
     """
 
     def __init__(
@@ -108,17 +116,26 @@ class APIError(InferenceError):
         *,
         title: str = "",
         type: str = "about:blank",
+        code: str = "",
     ) -> None:
         self.status_code = status_code
         self.detail = detail
         self.title = title
         self.type = type
+        self.code = code or _code_of(type)
         text = f"HTTP {status_code}"
         if title:
             text += f" {title}"
         if detail:
             text += f": {detail}"
         super().__init__(text)
+
+
+def _code_of(problem_type: str) -> str:
+    """The last path segment of a problem ``type`` URI (``".../errors/not_found"`` → ``"not_found"``)."""
+    if not problem_type or problem_type == "about:blank":
+        return ""
+    return problem_type.rstrip("/").rsplit("/", 1)[-1]
 
 
 class AuthenticationError(APIError):
@@ -143,10 +160,32 @@ class RateLimitError(APIError):
         *,
         title: str = "",
         type: str = "about:blank",
+        code: str = "",
         retry_after: Optional[float] = None,
     ) -> None:
-        super().__init__(status_code, detail, title=title, type=type)
+        super().__init__(status_code, detail, title=title, type=type, code=code)
         self.retry_after = retry_after
+
+
+class RequirementsNotMet(APIError):
+    """412: the account has not met what the app needs (HOSTED.md).
+
+    ``requirements`` is the list of dicts the server sent (``{"type":
+    "secret" | "integration" | ..., "key", "message", "action"?}``).
+    """
+
+    def __init__(
+        self,
+        status_code: int = 412,
+        detail: str = "",
+        *,
+        title: str = "",
+        type: str = "about:blank",
+        code: str = "",
+        requirements: Optional[list[dict[str, Any]]] = None,
+    ) -> None:
+        super().__init__(status_code, detail, title=title, type=type, code=code)
+        self.requirements = list(requirements or [])
 
 
 class TaskFailed(InferenceError):
@@ -156,6 +195,14 @@ class TaskFailed(InferenceError):
         self.task_id = task_id
         self.error = error
         super().__init__(f"task {task_id} failed: {error or 'no error message'}")
+
+
+class TaskRejected(TaskFailed):
+    """The task ended with status ``rejected``: the hosted service refused to run it (e.g. no balance)."""
+
+    def __init__(self, task_id: str, error: Optional[str]) -> None:
+        super().__init__(task_id, error)
+        self.args = (f"task {task_id} was rejected: {error or 'no reason given'}",)
 
 
 class TaskCancelled(InferenceError):

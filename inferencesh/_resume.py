@@ -1,30 +1,36 @@
-"""One resumable event stream: reconnect with ``Last-Event-ID``, dedupe, close.
+"""One resumable stream, whatever its dialect: open, decode, reconnect, close.
 
-The path of one event is short and one-way: socket bytes → ``raw.read1`` →
-``SSEDecoder`` (sseclient-py, made exact) → the stream's ``parse`` (a
-``TaskUpdate``, or an agent ``Message`` / ``ToolCall`` / ``Done``) → the
-caller. Reconnecting sits beside that path: after a drop (a reset, a torn
-chunk, an idle read timeout, or a clean end before a terminal event) the feed
-waits max(the server's ``retry:``, exponential backoff with jitter) and
-reopens with ``Last-Event-ID`` set to the last event it delivered; events with
-ids it already delivered are skipped, so the caller never sees an id twice
-and never misses one the server sent (PROTOCOL.md, "Task event stream").
-The tenacity policy wraps only that reconnect step.
+The path of one item is short and one-way: socket bytes → ``raw.read1`` →
+the decoder the answer's ``Content-Type`` names (``SSEDecoder``, sseclient-py
+made exact, or ``NDJSONDecoder``) → the stream's ``Reader`` (its dialect,
+``_dialects``: a ``TaskUpdate``, or an agent ``Message`` / ``ToolCall`` /
+``Done``) → the caller. Reconnecting sits beside that path: after a drop (a
+reset, a torn chunk, an idle read timeout, or a clean end before a terminal
+item) the feed waits max(the server's ``retry:``, exponential backoff with
+jitter) and reopens. A reader that uses ids (PROTOCOL.md) reopens with
+``Last-Event-ID`` and skips ids it already delivered; one that does not
+(HOSTED.md) first re-reads the resource's history (``recover``) and hands
+out what it holds that was not handed out. Either way the caller never sees
+an update twice and never misses one. The tenacity policy wraps only that
+reconnect step.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Iterator
+from itertools import chain
 from typing import Callable, Generic, Optional, TypeVar
 
 import requests
 import urllib3.exceptions
 
 from ._answers import describe
+from ._dialects import Reader
 from ._errors import ConnectionLost, ProtocolError
+from ._ndjson import NDJSONDecoder
 from ._retry import Retryable
-from ._sse import ServerSentEvent, SSEDecoder
+from ._sse import SSEDecoder
 from ._transport import Transport
 from ._watchdog import CANCEL, CLOSE, TIMEOUT, _Abort
 
@@ -37,27 +43,29 @@ _READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError
 
 
 class _Drop(Exception):
-    """Internal: the connection ended before a terminal event; reconnect."""
+    """Internal: the connection ended before a terminal item; reconnect.
+
+    ``reconcile``: not a failure but a stream that brought only heartbeats for
+    too long (HOSTED.md); the history is re-read at once, with no backoff.
+    """
+
+    def __init__(self, reason: str, *, reconcile: bool = False) -> None:
+        super().__init__(reason)
+        self.reconcile = reconcile
 
 
-def event_id(event: ServerSentEvent) -> int:
-    """The event's id as an int; ``ProtocolError`` unless it is a non-negative decimal integer."""
-    text = event.id
-    if not (text.isascii() and text.isdigit()):
-        raise ProtocolError("event id is not a non-negative decimal integer", event_id=text)
-    try:
-        return int(text)
-    except ValueError:  # over int()'s 4,300-digit limit
-        raise ProtocolError("event id is too large", event_id=text[:40] + "...") from None
+def _media_type(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
 
 
 class Feed(Generic[T]):
     """The state of one resumable stream; holds no reference to the object the user iterates.
 
-    Events whose type is not in ``event_types`` are skipped before anything
-    else; ``parse(event, id)`` turns the others into items (None skips one); ``is_terminal(item)`` says when to stop;
-    ``finished()`` is asked when a resumed stream closes with nothing new
-    (PROTOCOL.md: the task may be over) and returns True to end quietly.
+    ``reader`` is the stream's dialect (``_dialects.Reader``); ``accept`` the
+    ``Accept`` header of its requests; ``is_terminal(item)`` says when to
+    stop; ``finished()`` is asked when a stream resumed by id closes with
+    nothing new (PROTOCOL.md: the task may be over) and returns True to end
+    quietly.
     """
 
     def __init__(
@@ -66,26 +74,25 @@ class Feed(Generic[T]):
         path: str,
         scope: _Abort,
         *,
-        parse: Callable[[ServerSentEvent, int], Optional[T]],
-        event_types: frozenset[str],
         is_terminal: Callable[[T], bool],
         finished: Callable[[], bool] = lambda: False,
         last_event_id: Optional[int],
         max_reconnects: int,
         idle_timeout: float,
         max_event_bytes: int,
+        accept: str = "text/event-stream",
     ) -> None:
         self.transport = transport
         self.path = path
         self.scope = scope
-        self.parse = parse
-        self.event_types = event_types
+        self.reader: Optional[Reader[T]] = None  # set by the stream's builder before the first open
         self.is_terminal = is_terminal
         self.finished = finished
         self.last_event_id = last_event_id
         self.max_reconnects = max_reconnects
         self.idle_timeout = idle_timeout
         self.max_event_bytes = max_event_bytes
+        self.accept = accept
         self.retry_ms: Optional[int] = None
         self.decoder: Optional[SSEDecoder] = None
         self.response: Optional[requests.Response] = None
@@ -93,31 +100,55 @@ class Feed(Generic[T]):
         self.resumed_from = last_event_id  # the id this stream started after (None: from the start)
         self.heard = False  # whether the current connection brought any event (a replayed one too)
 
+    def hear(self) -> None:
+        """The reader's note that the current connection brought a frame."""
+        self.heard = True
+
+    def _reader(self) -> Reader[T]:
+        assert self.reader is not None, "Feed.reader is set before the stream is opened"
+        return self.reader
+
+    def resume_id(self) -> Optional[int]:
+        """The ``Last-Event-ID`` to reopen with: the decoder's last event ID buffer (an id-only block
+        sets it, WHATWG), else the last id delivered."""
+        decoder = self.decoder
+        if decoder is not None and decoder.last_event_id.isascii() and decoder.last_event_id.isdigit():
+            if len(decoder.last_event_id) <= 30:
+                return int(decoder.last_event_id)
+        return self.last_event_id
+
     # -- one connection -------------------------------------------------
 
     def open(self) -> Iterator[T]:
-        """Open the stream from the last delivered id; the iterator yields only new items."""
-        # identity: a compressed event stream would hold events back until a block fills.
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store", "Accept-Encoding": "identity"}
-        if self.last_event_id is not None:
-            headers["Last-Event-ID"] = str(self.last_event_id)
+        """Open the stream; the iterator yields only new items (decoder chosen by ``Content-Type``)."""
+        reader = self._reader()
+        # identity: a compressed stream would hold events back until a block fills.
+        headers = {"Accept": self.accept, "Cache-Control": "no-store", "Accept-Encoding": "identity"}
+        resume = self.resume_id() if reader.uses_ids else None
+        if resume is not None:
+            headers["Last-Event-ID"] = str(resume)
         response = self.transport.send(
             "GET", self.path, scope=self.scope, headers=headers, stream=True, read_timeout=self.idle_timeout
         )
         self.response = response
+        self.heard = False
         content_type = response.headers.get("Content-Type", "")
-        if content_type.split(";")[0].strip().lower() != "text/event-stream":
-            self.release()
-            raise ProtocolError(f"stream answered 200 with Content-Type {content_type or 'none'!r}")
-        decoder = self.decoder = SSEDecoder(self.max_event_bytes)
-        if self.last_event_id is not None:
-            decoder.last_event_id = str(self.last_event_id)
-        return self._items(decoder.iter_events(self._chunks(response)))
+        media = _media_type(content_type)
+        if media == "text/event-stream":
+            decoder = self.decoder = SSEDecoder(self.max_event_bytes)
+            if resume is not None:
+                decoder.last_event_id = str(resume)
+            return reader.from_sse(decoder.iter_events(self._chunks(response)))
+        if media in ("application/x-ndjson", "application/jsonl", "application/x-jsonlines"):
+            return reader.from_ndjson(NDJSONDecoder(self.max_event_bytes).iter_objects(self._chunks(response)))
+        self.release()
+        raise ProtocolError(f"stream answered 200 with Content-Type {content_type or 'none'!r}")
 
     def _chunks(self, response: requests.Response) -> Iterator[bytes]:
         raw = response.raw
         # Decoding costs a little per read; only a server that compressed anyway needs it.
         decode = bool(response.headers.get("Content-Encoding", "identity").strip().lower() != "identity")
+        reader = self._reader()
         while True:
             try:
                 chunk = raw.read1(_READ_SIZE, decode_content=decode)
@@ -130,19 +161,8 @@ class Feed(Generic[T]):
                 self.scope.check()
                 return
             yield chunk
-
-    def _items(self, events: Iterator[ServerSentEvent]) -> Iterator[T]:
-        self.heard = False
-        for event in events:
-            self.heard = True
-            if event.event not in self.event_types:
-                continue  # PROTOCOL.md: event types the client does not know are ignored, id or not
-            number = event_id(event)
-            if self.last_event_id is not None and number <= self.last_event_id:
-                continue
-            item = self.parse(event, number)
-            if item is not None:
-                yield item
+            if reader.stale():
+                raise _Drop("only heartbeats for the reconcile interval", reconcile=True)
 
     def release(self) -> None:
         """Close the current response (its connection is not reused) and detach it from the scope."""
@@ -157,12 +177,14 @@ class Feed(Generic[T]):
         """The reconnect step: (re)open until a new item arrives.
 
         ``drop`` is the failure that led here; it counts as the failed first
-        attempt, so tenacity waits before the next one. Returns None when a
-        resumed stream closed empty on a finished task, or after ``close()``. Raises
-        ``ConnectionLost`` after ``max_reconnects`` attempts in a row without
-        a new event.
+        attempt, so tenacity waits before the next one (a reconcile does not:
+        it is no failure). After a drop, a reader without ids first recovers
+        what the history holds. Returns None when a resumed stream closed empty
+        on a finished task, or after ``close()``. Raises ``ConnectionLost``
+        after ``max_reconnects`` attempts in a row without a new item.
         """
-        pending: Optional[Exception] = drop
+        pending: Optional[Exception] = drop if drop is not None and not drop.reconcile else None
+        recover = drop is not None
         try:
             for attempt in self.transport.policy(
                 self.scope, server_delay=self._server_delay, attempts=self.max_reconnects + 1
@@ -172,45 +194,65 @@ class Feed(Generic[T]):
                         failed, pending = pending, None
                         raise Retryable(failed)
                     if attempt.retry_state.attempt_number > 1:
-                        log.info("reconnecting to %s with Last-Event-ID %s", self.path, self.last_event_id)
-                    return self._open_until_item()
+                        log.info("reconnecting to %s (Last-Event-ID %s)", self.path, self.resume_id())
+                    return self._open_until_item(recover)
         except Retryable as exc:
             self.scope.check()
             if self.scope.reason == CLOSE:
                 return None  # closed from another thread while (re)connecting: end quietly, no retry
             error = exc.error
             reason = error.reason if isinstance(error, ConnectionLost) else str(error)
-            raise ConnectionLost(reason, task_id=self.scope.task_id, last_event_id=self.last_event_id) from None
+            last = self.last_event_id if self._reader().uses_ids else None
+            raise ConnectionLost(reason, task_id=self.scope.task_id, last_event_id=last) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _open_until_item(self) -> Optional[tuple[Iterator[T], T]]:
-        if self.scope.reason == CLOSE:
-            return None  # close() from another thread during a backoff wait: no new request
-        items = self.open()
+    def _open_until_item(self, recover: bool) -> Optional[tuple[Iterator[T], T]]:
+        while True:
+            if self.scope.reason == CLOSE:
+                return None  # close() from another thread during a backoff wait: no new request
+            if recover:
+                recovered = self._reader().recover()
+                if recovered:
+                    rest: Iterator[T] = iter(recovered[1:])
+                    if not self.is_terminal(recovered[-1]):
+                        rest = chain(rest, self._open_later())
+                    return rest, recovered[0]
+            items = self.open()
+            try:
+                first = next(items, None)
+            except _Drop as exc:
+                self.release()
+                if exc.reconcile:
+                    recover = True  # heartbeats only: re-read the history and go on, no attempt spent
+                    continue
+                raise Retryable(exc) from None
+            except BaseException:
+                self.release()
+                raise
+            if first is not None:
+                return items, first
+            self.release()
+            if self.scope.reason == CLOSE:
+                return None  # close() from another thread before the first item: end quietly
+            # PROTOCOL.md: a resumed stream that closes having sent nothing may mean its id was the
+            # terminal event. Not so when events came (a replay, then a drop), nor once this stream
+            # has delivered a non-terminal item itself: the terminal one is still owed, so reconnect.
+            if (
+                self.last_event_id is not None
+                and self.last_event_id == self.resumed_from
+                and not self.heard
+                and self.finished()
+            ):
+                return None
+            raise Retryable(_Drop("stream closed before a terminal event"))
+
+    def _open_later(self) -> Iterator[T]:
+        """The stream reopened once the recovered items are handed out; its failures are drops."""
         try:
-            first = next(items, None)
-        except _Drop as exc:
-            self.release()
-            raise Retryable(exc) from None
-        except BaseException:
-            self.release()
-            raise
-        if first is not None:
-            return items, first
-        self.release()
-        if self.scope.reason == CLOSE:
-            return None  # close() from another thread before the first item: end quietly
-        # PROTOCOL.md: a resumed stream that closes having sent nothing may mean its id was the
-        # terminal event. Not so when events came (a replay, then a drop), nor once this stream
-        # has delivered a non-terminal item itself: the terminal one is still owed, so reconnect.
-        if (
-            self.last_event_id is not None
-            and self.last_event_id == self.resumed_from
-            and not self.heard
-            and self.finished()
-        ):
-            return None
-        raise Retryable(_Drop("stream closed before a terminal event"))
+            items = self.open()
+        except Retryable as exc:
+            raise _Drop(str(exc)) from None
+        yield from items
 
     def _server_delay(self) -> Optional[float]:
         # WHATWG: the reconnection time a server set stays in force across connections.
@@ -240,7 +282,8 @@ def follow(feed: Feed[T], on_abort: Optional[Callable[[], None]] = None) -> Gene
                         # Aborted while this item sat decoded in the buffer: it is not handed out.
                         feed.scope.check()
                         return
-                    feed.last_event_id = _number_of(item, feed.last_event_id)
+                    if feed._reader().uses_ids:
+                        feed.last_event_id = _number_of(item, feed.last_event_id)
                     terminal = feed.is_terminal(item)
                     feed.done = terminal
                     yield item

@@ -13,7 +13,9 @@ import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ._dialects import V1Reader, pick
 from ._errors import ConflictError, ProtocolError
+from ._hosted import HostedTaskReader, looks_hosted
 from ._iterator import FeedIterator, once
 from ._resume import Feed, follow
 from ._sse import ServerSentEvent
@@ -97,14 +99,20 @@ def open_task_stream(
     idle_timeout: float,
     max_event_bytes: int,
     cancel_task_on_abort: bool,
+    dialect: Optional[str] = None,
+    accept: str = "text/event-stream",
+    reconcile_interval: float = 30.0,
 ) -> TaskStream:
-    """Build the ``TaskStream`` of ``task_id`` (nothing is sent until it is iterated)."""
+    """Build the ``TaskStream`` of ``task_id`` (nothing is sent until it is iterated).
+
+    ``dialect`` is "v1", "hosted", or None/"auto" (the first frame decides).
+    """
     record = _Record()
     task_path = f"/tasks/{quote_id(task_id, 'task_id')}"
 
     def finished() -> bool:
         # PROTOCOL.md: a resumed stream that closes empty may mean the task is already over.
-        task = Task.from_wire(transport.call("GET", task_path, scope=scope))
+        task = Task.from_wire(transport.call("GET", task_path, scope=scope))  # only PROTOCOL.md streams ask
         if task.is_terminal:
             record.final_task = task
             record.status = task.status
@@ -117,17 +125,25 @@ def open_task_stream(
         transport,
         f"{task_path}/stream",
         scope,
-        parse=parse_update,
-        event_types=_UPDATE_TYPES,
         is_terminal=lambda update: update.is_terminal,
         finished=finished,
         last_event_id=last_event_id,
         max_reconnects=max_reconnects,
         idle_timeout=idle_timeout,
         max_event_bytes=max_event_bytes,
+        accept=accept,
+    )
+    feed.reader = pick(
+        dialect,
+        lambda: V1Reader(parse_update, _UPDATE_TYPES, lambda: feed.last_event_id, feed.hear),
+        lambda: HostedTaskReader(
+            transport, task_id, task_path, scope, reconcile_interval=reconcile_interval, heard=feed.hear
+        ),
     )
     on_abort = once(cancel_on_server) if cancel_task_on_abort else None
-    return TaskStream(task_id, feed, record, follow(feed, on_abort), on_abort)
+    stream = TaskStream(task_id, feed, record, follow(feed, on_abort), on_abort)
+    stream._dialect = dialect or "auto"
+    return stream
 
 
 def _cancel_quietly(transport: Transport, task_id: str) -> None:
@@ -141,17 +157,35 @@ def _cancel_quietly(transport: Transport, task_id: str) -> None:
         log.warning("could not cancel task %s on the server: %s", task_id, exc)
 
 
-def cancel_task(transport: Transport, task_id: str, *, timeout: float) -> Task:
+def cancel_task(transport: Transport, task_id: str, *, timeout: float, dialect: str = "auto") -> Task:
     """``POST /tasks/{id}/cancel`` → the ``Task``, retried per PROTOCOL.md.
 
     ``ConflictError`` when the task had already finished; a 409 on a retry
     means the first attempt cancelled it, so the task is fetched instead.
     """
     path = f"/tasks/{quote_id(task_id, 'task_id')}"
-    data = transport.call_within(
+    answer = transport.answer_within(
         timeout, "POST", f"{path}/cancel", retried_conflict=lambda: transport.call_within(timeout, "GET", path)
     )
-    return Task.from_wire(data)
+    if answer[0] is None:  # HOSTED.md: cancel may answer an empty body
+        answer = transport.answer_within(timeout, "GET", path)
+    return read_task(answer, dialect)[0]
+
+
+def read_task(answer: tuple[Any, Optional[str]], dialect: str) -> tuple[Task, Optional[str]]:
+    """A ``Task`` from an answer's (payload, envelope dialect), and the dialect it was read in.
+
+    ``dialect`` is the client's setting; with "auto" the envelope, then the
+    task's own shape decide (None: could not tell; read as PROTOCOL.md).
+    """
+    data, hint = answer
+    chosen: Optional[str] = dialect
+    if dialect == "auto":
+        chosen = hint
+        if chosen is None:
+            shape = looks_hosted(data)
+            chosen = None if shape is None else ("hosted" if shape else "v1")
+    return Task.from_wire(data, chosen or "v1"), chosen
 
 
 class TaskStream(FeedIterator[TaskUpdate]):
@@ -178,6 +212,7 @@ class TaskStream(FeedIterator[TaskUpdate]):
         super().__init__(feed, gen, on_abort)
         self._task_id = task_id
         self._record = record
+        self._dialect = "auto"
 
     def _seen(self, item: TaskUpdate) -> None:
         self._record.add(item)
@@ -229,7 +264,7 @@ class TaskStream(FeedIterator[TaskUpdate]):
 
         Raises ``ConflictError`` when the task had already finished.
         """
-        return cancel_task(self._feed.transport, self._task_id, timeout=30.0)
+        return cancel_task(self._feed.transport, self._task_id, timeout=30.0, dialect=self._dialect)
 
     def __repr__(self) -> str:
         return f"<TaskStream task_id={self._task_id!r} status={self.status} last_event_id={self.last_event_id}>"

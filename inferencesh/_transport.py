@@ -263,9 +263,25 @@ class Transport:
         retried_conflict: Optional[Callable[[], Any]] = None,
     ) -> Any:
         """``call`` under an abort scope of its own: a deadline of ``timeout`` seconds (None: none)."""
+        return self.answer_within(
+            timeout, method, path, body=body, headers=headers, retry=retry, retried_conflict=retried_conflict
+        )[0]
+
+    def answer_within(
+        self,
+        timeout: Optional[float],
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        headers: Optional[dict[str, str]] = None,
+        retry: bool = True,
+        retried_conflict: Optional[Callable[[], Any]] = None,
+    ) -> tuple[Any, Optional[str]]:
+        """``call_answer`` under an abort scope of its own: a deadline of ``timeout`` seconds (None: none)."""
         scope = _Abort(timeout)
         try:
-            return self.call(
+            return self.call_answer(
                 method, path, scope=scope, body=body, headers=headers, retry=retry, retried_conflict=retried_conflict
             )
         finally:
@@ -282,11 +298,27 @@ class Transport:
         retry: bool = True,
         retried_conflict: Optional[Callable[[], Any]] = None,
     ) -> Any:
-        """A JSON call; returns the envelope's ``data``. Retries per PROTOCOL.md when ``retry``.
+        """A JSON call; returns the envelope's payload (``_answers.envelope``). Retries per PROTOCOL.md when ``retry``.
 
         ``retried_conflict`` answers instead when a retry meets 409: the attempt
         whose answer was lost had already done the work (a cancel, a tool result).
         """
+        return self.call_answer(
+            method, path, scope=scope, body=body, headers=headers, retry=retry, retried_conflict=retried_conflict
+        )[0]
+
+    def call_answer(
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: _Abort,
+        body: Any = None,
+        headers: Optional[dict[str, str]] = None,
+        retry: bool = True,
+        retried_conflict: Optional[Callable[[], Any]] = None,
+    ) -> tuple[Any, Optional[str]]:
+        """``call``, with the dialect the answer's envelope shows ("hosted", "v1" or None: cannot tell)."""
         attempts = (self.max_retries + 1) if retry else 1
         try:
             for attempt in self.policy(scope, attempts=attempts):
@@ -296,7 +328,7 @@ class Transport:
                     except ConflictError:
                         if retried_conflict is None or attempt.retry_state.attempt_number == 1:
                             raise
-                        return retried_conflict()
+                        return retried_conflict(), None
                     return envelope(response)
         except Retryable as exc:
             scope.check()  # a timeout or cancel that stopped the retries is what the caller hears of

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
+from ._dialects import V1Reader
 from ._errors import AgentError, ConflictError, ProtocolError, UsageError
 from ._iterator import FeedIterator, once
 from ._resume import Feed, follow
@@ -202,14 +203,13 @@ class Agent:
             client._transport,
             f"/chats/{quote_id(chat_id, 'chat_id')}/stream",
             scope,
-            parse=parse_agent_event,
-            event_types=_EVENT_TYPES,
             is_terminal=lambda event: isinstance(event, Done),
             last_event_id=None,
             max_reconnects=settings.max_reconnects,
             idle_timeout=settings.idle_timeout,
             max_event_bytes=settings.max_event_bytes,
         )
+        feed.reader = V1Reader(parse_agent_event, _EVENT_TYPES, lambda: feed.last_event_id, feed.hear)
         on_abort = once(self._stop_quietly) if stop_on_abort else None
         return AgentStream(
             chat_id, message_id if isinstance(message_id, str) else "", feed, follow(feed, on_abort), on_abort

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, Optional, Union, overload
 import attrs
 
 from . import _many
+from ._dialects import ACCEPT, check_dialect, check_stream_format
 from ._errors import UsageError, register_secret
 from ._sse import DEFAULT_MAX_EVENT_BYTES
-from ._stream import TaskStream, cancel_task, open_task_stream
+from ._stream import TaskStream, cancel_task, open_task_stream, read_task
 from ._transport import DEFAULT_BASE_URL, Transport, check_json, normalise_base_url, quote_id
 from ._watchdog import CancelToken, _Abort
 from .agent import Agent
@@ -55,6 +56,12 @@ class Settings:
     from ``backoff_initial`` up to ``backoff_max``, with jitter), never above
     ``max_retry_delay``. ``max_event_bytes``: the cap on one event (bytes).
     ``pool_maxsize``: connections kept per host (raise it for many parallel streams).
+    ``dialect``: "auto" (each answer read by its shape), "hosted" (HOSTED.md)
+    or "v1" (PROTOCOL.md). ``stream_format``: the ``Accept`` of stream
+    requests, "auto" (SSE first, NDJSON too), "sse" or "ndjson"; the decoder
+    follows the answer's ``Content-Type`` whatever was asked.
+    ``reconcile_interval``: seconds of heartbeats alone after which a stream
+    without ids re-reads the task's history (HOSTED.md).
     """
 
     base_url: str = attrs.field(default=DEFAULT_BASE_URL, converter=normalise_base_url)
@@ -69,6 +76,9 @@ class Settings:
     max_retry_delay: float = attrs.field(default=60.0, validator=_positive)
     max_event_bytes: int = attrs.field(default=DEFAULT_MAX_EVENT_BYTES, validator=_positive)
     pool_maxsize: int = attrs.field(default=64, validator=_positive)
+    dialect: str = attrs.field(default="auto", converter=check_dialect)
+    stream_format: str = attrs.field(default="auto", converter=check_stream_format)
+    reconcile_interval: float = attrs.field(default=30.0, validator=_positive)
 
     @property
     def idle_timeout(self) -> float:
@@ -132,9 +142,8 @@ class Tasks:
 
     def get(self, task_id: str, *, timeout: Optional[float] = None) -> Task:
         """``GET /tasks/{id}`` → ``Task``. Raises ``NotFoundError`` for an unknown id."""
-        return Task.from_wire(
-            self._client._transport.call_within(timeout, "GET", f"/tasks/{quote_id(task_id, 'task_id')}")
-        )
+        answer = self._client._transport.answer_within(timeout, "GET", f"/tasks/{quote_id(task_id, 'task_id')}")
+        return read_task(answer, self._client.settings.dialect)[0]
 
     def cancel(self, task_id: str, *, timeout: Optional[float] = None) -> Task:
         """``POST /tasks/{id}/cancel`` → the cancelled ``Task``.
@@ -142,7 +151,12 @@ class Tasks:
         Retried on 408/429/5xx and network errors. Raises ``ConflictError``
         (409) when the task had already finished.
         """
-        return cancel_task(self._client._transport, task_id, timeout=30.0 if timeout is None else timeout)
+        return cancel_task(
+            self._client._transport,
+            task_id,
+            timeout=30.0 if timeout is None else timeout,
+            dialect=self._client.settings.dialect,
+        )
 
     def stream(
         self,
@@ -165,7 +179,7 @@ class Tasks:
             raise UsageError(f"last_event_id must be an int >= 0 or None, not {last_event_id!r}")
         scope = _Abort(timeout, cancel)
         scope.task_id = task_id
-        return self._client._stream(task_id, scope, last_event_id, cancel_task_on_abort)
+        return self._client._stream(task_id, scope, last_event_id, cancel_task_on_abort, self._client.settings.dialect)
 
 
 class Client(_many.ManyMixin):
@@ -308,10 +322,12 @@ class Client(_many.ManyMixin):
         force = _force_for(progress)
         scope = _Abort(timeout, cancel)
         try:
-            data = self._transport.call(
+            answer = self._transport.call_answer(
                 "POST", "/apps/run", scope=scope, body=body, headers={"Idempotency-Key": uuid.uuid4().hex}
             )
-            task = Task.from_wire(data)
+            task, dialect = read_task(answer, self.settings.dialect)
+            if not task.app:
+                task = attrs.evolve(task, app=body["app"])
         except BaseException:
             scope.close()
             raise
@@ -319,7 +335,7 @@ class Client(_many.ManyMixin):
         if not stream and not wait:
             scope.close()
             return task
-        updates = self._stream(task.id, scope, None, cancel_task_on_abort)
+        updates = self._stream(task.id, scope, None, cancel_task_on_abort, dialect)
         if force is not False:
             updates = follow(updates, force=force)
         if stream:
@@ -330,8 +346,14 @@ class Client(_many.ManyMixin):
         return _final_task(task, updates) or self.tasks.get(task.id, timeout=scope.remaining())
 
     def _stream(
-        self, task_id: str, scope: _Abort, last_event_id: Optional[int], cancel_task_on_abort: bool
+        self,
+        task_id: str,
+        scope: _Abort,
+        last_event_id: Optional[int],
+        cancel_task_on_abort: bool,
+        dialect: Optional[str],
     ) -> TaskStream:
+        s = self.settings
         return open_task_stream(
             self._transport,
             task_id,
@@ -341,6 +363,9 @@ class Client(_many.ManyMixin):
             idle_timeout=self.settings.idle_timeout,
             max_event_bytes=self.settings.max_event_bytes,
             cancel_task_on_abort=cancel_task_on_abort,
+            dialect=dialect,
+            accept=ACCEPT[s.stream_format],
+            reconcile_interval=s.reconcile_interval,
         )
 
     # -- agents -----------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any, Optional, Union
 
 import attrs
 
-from ._errors import ProtocolError, TaskCancelled, TaskFailed
+from ._errors import ProtocolError, TaskCancelled, TaskFailed, TaskRejected
 
 __all__ = [
     "Done",
@@ -31,22 +31,30 @@ __all__ = [
 class TaskStatus(str, enum.Enum):
     """A task's status: a ``str`` enum, so ``status == "running"`` works.
 
-    ``.code`` is the integer wire code of PROTOCOL.md (``RUNNING.code == 7``);
-    ``UNKNOWN`` (``.code is None``) stands for any code or name the SDK does
-    not know, which is not an error.
+    ``.code`` is the integer wire code of PROTOCOL.md (``RUNNING.code == 7``),
+    None for the statuses PROTOCOL.md has no code for (``CANCELLING``,
+    ``REJECTED``, ``UNKNOWN``). ``DISPATCHED`` is the hosted service's name of
+    ``SCHEDULED`` (the same member). ``UNKNOWN`` stands for any code or name
+    the SDK does not know, which is not an error. Integer codes are read with
+    the table of the dialect that sent them (``from_wire(value, dialect)``):
+    PROTOCOL.md's, or the hosted service's (HOSTED.md "Status numbers": 8
+    cancelling, 9 uploading, 13 rejected, 0 unknown).
     """
 
     RECEIVED = "received"
     QUEUED = "queued"
     SCHEDULED = "scheduled"
+    DISPATCHED = "scheduled"  # the hosted name of the same status: an alias, not a second member
     PREPARING = "preparing"
     SERVING = "serving"
     SETTING_UP = "setting_up"
     RUNNING = "running"
+    CANCELLING = "cancelling"
     UPLOADING = "uploading"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    REJECTED = "rejected"
     UNKNOWN = "unknown"
 
     def __str__(self) -> str:
@@ -57,23 +65,29 @@ class TaskStatus(str, enum.Enum):
 
     @property
     def code(self) -> Optional[int]:
-        """The integer wire code (1–12), or None for ``UNKNOWN``."""
+        """The integer wire code of PROTOCOL.md (1–12), or None where it has none."""
         return _CODE_BY_STATUS.get(self)
 
     @property
     def is_terminal(self) -> bool:
-        """True for completed, failed and cancelled."""
+        """True for completed, failed, cancelled and rejected."""
         return self in _TERMINAL
 
     @classmethod
-    def from_wire(cls, value: Union[int, str, TaskStatus, None]) -> TaskStatus:
-        """Map a wire value (an int code or a lowercase name) to a status; unknown → ``UNKNOWN``."""
+    def from_wire(cls, value: Union[int, str, TaskStatus, None], dialect: str = "v1") -> TaskStatus:
+        """Map a wire value to a status; unknown → ``UNKNOWN``.
+
+        ``value`` is an int code (read with PROTOCOL.md's table, or the hosted
+        table when ``dialect == "hosted"``) or a name of either dialect,
+        any case (``"dispatched"`` and ``"canceled"`` included).
+        """
         if isinstance(value, TaskStatus):
             return value
         if isinstance(value, bool):
             return cls.UNKNOWN
         if isinstance(value, int):
-            return _STATUS_BY_CODE.get(value, cls.UNKNOWN)
+            table = _HOSTED_STATUS_BY_CODE if dialect == "hosted" else _STATUS_BY_CODE
+            return table.get(value, cls.UNKNOWN)
         if isinstance(value, str):
             return _STATUS_BY_NAME.get(value.strip().lower(), cls.UNKNOWN)
         return cls.UNKNOWN
@@ -93,8 +107,26 @@ _CODE_BY_STATUS = {
     TaskStatus.CANCELLED: 12,
 }
 _STATUS_BY_CODE = {code: status for status, code in _CODE_BY_STATUS.items()}
-_STATUS_BY_NAME = {status.value: status for status in _CODE_BY_STATUS}
-_TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+# HOSTED.md "Status numbers" (the current hosted numbering).
+_HOSTED_STATUS_BY_CODE = {
+    0: TaskStatus.UNKNOWN,
+    1: TaskStatus.RECEIVED,
+    2: TaskStatus.QUEUED,
+    3: TaskStatus.SCHEDULED,
+    4: TaskStatus.PREPARING,
+    5: TaskStatus.SERVING,
+    6: TaskStatus.SETTING_UP,
+    7: TaskStatus.RUNNING,
+    8: TaskStatus.CANCELLING,
+    9: TaskStatus.UPLOADING,
+    10: TaskStatus.COMPLETED,
+    11: TaskStatus.FAILED,
+    12: TaskStatus.CANCELLED,
+    13: TaskStatus.REJECTED,
+}
+_STATUS_BY_NAME = {status.value: status for status in TaskStatus if status is not TaskStatus.UNKNOWN}
+_STATUS_BY_NAME.update({"dispatched": TaskStatus.SCHEDULED, "canceled": TaskStatus.CANCELLED, "canceling": TaskStatus.CANCELLING})
+_TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.REJECTED})
 
 
 @attrs.frozen
@@ -162,6 +194,31 @@ def _logs(value: Any) -> tuple[str, ...]:
         else:
             return tuple(value)
     raise ProtocolError(f"logs is not a list of strings: {_excerpt(value)}")
+
+
+def log_record_lines(records: Any) -> tuple[str, ...]:
+    """Every line of a hosted TaskDTO's ``logs`` (records ``{"id", "content", ...}``), in order.
+
+    Plain strings are taken as lines too; anything else is skipped (HOSTED.md
+    lists many fields a client may ignore).
+    """
+    if not isinstance(records, list):
+        return ()
+    lines: list[str] = []
+    for record in records:
+        content = record.get("content") if isinstance(record, dict) else record
+        if isinstance(content, str) and content:
+            lines.extend(content.splitlines())
+    return tuple(lines)
+
+
+def _error_text(value: Any) -> Optional[str]:
+    """A hosted ``error``: a string, or an object whose ``message`` (or JSON) stands for it."""
+    if value is None or isinstance(value, str):
+        return value or None
+    if isinstance(value, dict) and isinstance(value.get("message"), str):
+        return str(value["message"])
+    return _excerpt(value, 500)
 
 
 def _optional_str(value: Any, name: str) -> Optional[str]:
@@ -250,8 +307,10 @@ class Task:
     """A task as ``GET /tasks/{id}`` returns it (PROTOCOL.md "Task").
 
     ``output`` returns the output, and raises ``TaskFailed`` when the task
-    failed or ``TaskCancelled`` when it was cancelled; ``raw_output`` never
-    raises.
+    failed, ``TaskRejected`` (a ``TaskFailed``) when the hosted service
+    refused it, or ``TaskCancelled`` when it was cancelled; ``raw_output``
+    never raises. A hosted TaskDTO (HOSTED.md) is read into the same class:
+    its log records become ``logs`` lines.
     """
 
     id: str
@@ -267,9 +326,11 @@ class Task:
 
     @property
     def output(self) -> Any:
-        """The task's output; raises ``TaskFailed`` / ``TaskCancelled`` for those outcomes."""
+        """The task's output; raises ``TaskFailed`` / ``TaskRejected`` / ``TaskCancelled`` for those outcomes."""
         if self.status is TaskStatus.FAILED:
             raise TaskFailed(self.id, self.error)
+        if self.status is TaskStatus.REJECTED:
+            raise TaskRejected(self.id, self.error)
         if self.status is TaskStatus.CANCELLED:
             raise TaskCancelled(self.id)
         return self.raw_output
@@ -280,7 +341,7 @@ class Task:
         return self.status.is_terminal
 
     def raise_for_status(self) -> Task:
-        """Return the task if it did not fail or get cancelled; else raise ``TaskFailed`` / ``TaskCancelled``."""
+        """Return the task if it did not fail, get rejected or cancelled; else raise as ``output`` does."""
         self.output  # noqa: B018 - the property raises for failed and cancelled tasks
         return self
 
@@ -300,20 +361,27 @@ class Task:
         }
 
     @classmethod
-    def from_wire(cls, data: Any) -> Task:
-        """Build a task from a decoded Task JSON object; ``ProtocolError`` on another shape."""
+    def from_wire(cls, data: Any, dialect: str = "v1") -> Task:
+        """Build a task from a decoded Task JSON object (PROTOCOL.md), or a TaskDTO when ``dialect == "hosted"``.
+
+        Raises ``ProtocolError`` on another shape.
+        """
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise ProtocolError(f"task is not a JSON object with an id: {_excerpt(data)}")
         app = data.get("app")
+        if not isinstance(app, str):
+            app = data.get("app_id")
+        hosted = dialect == "hosted"
+        logs = data.get("logs")
         return cls(
             data["id"],
             app if isinstance(app, str) else "",
-            TaskStatus.from_wire(data.get("status")),
+            TaskStatus.from_wire(data.get("status"), dialect),
             data.get("input"),
             data.get("output"),
-            _optional_str(data.get("error"), "error"),
-            _logs(data.get("logs")),
-            Progress.from_wire(data.get("progress")),
+            _error_text(data.get("error")) if hosted else _optional_str(data.get("error"), "error"),
+            log_record_lines(logs) if hosted else _logs(logs),
+            None if hosted else Progress.from_wire(data.get("progress")),
             _optional_str(data.get("created_at"), "created_at"),
             _optional_str(data.get("updated_at"), "updated_at"),
         )

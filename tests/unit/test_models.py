@@ -39,7 +39,7 @@ CODES = {
     TaskStatus.FAILED: 11,
     TaskStatus.CANCELLED: 12,
 }
-TERMINAL = {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+TERMINAL = {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.REJECTED}
 KNOWN = list(CODES)
 
 
@@ -50,7 +50,9 @@ KNOWN = list(CODES)
 
 def test_status_members() -> None:
     assert len(KNOWN) == 11
-    assert set(TaskStatus) == {*KNOWN, TaskStatus.UNKNOWN}
+    # HOSTED.md adds cancelling and rejected; DISPATCHED is the hosted name of SCHEDULED.
+    assert set(TaskStatus) == {*KNOWN, TaskStatus.CANCELLING, TaskStatus.REJECTED, TaskStatus.UNKNOWN}
+    assert TaskStatus.DISPATCHED is TaskStatus.SCHEDULED
 
 
 @pytest.mark.parametrize("status", list(TaskStatus), ids=lambda s: s.name)
@@ -428,7 +430,19 @@ def test_task_output_cancelled() -> None:
     assert task.is_terminal
 
 
-@pytest.mark.parametrize("status", [s for s in TaskStatus if s not in (TaskStatus.FAILED, TaskStatus.CANCELLED)])
+def test_task_output_raises_rejected() -> None:
+    from inferencesh._errors import TaskRejected
+
+    task = Task("t", "a", TaskStatus.REJECTED, error="insufficient balance")
+    with pytest.raises(TaskRejected) as info:
+        task.output
+    assert isinstance(info.value, TaskFailed)
+    assert info.value.error == "insufficient balance"
+
+
+@pytest.mark.parametrize(
+    "status", [s for s in TaskStatus if s not in (TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.REJECTED)]
+)
 def test_task_output_other_statuses(status: TaskStatus) -> None:
     task = Task("t", "a", status, raw_output=[1, 2])
     assert task.output == [1, 2]

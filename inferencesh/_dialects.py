@@ -1,0 +1,208 @@
+"""Dialects: how a stream's decoded frames become the items users see, and how it resumes.
+
+A dialect is a value the stream (``_resume.Feed``) is given; the reconnect
+loop, the watchdog and the iterator never ask which one they carry. A
+``Reader`` is one stream's dialect state:
+
+* ``uses_ids``: whether items carry the server's event ids, so the stream
+  resumes with ``Last-Event-ID`` (PROTOCOL.md) — or not, and it resumes by
+  re-reading the resource's history (``recover``, HOSTED.md);
+* ``from_sse(events)`` / ``from_ndjson(objects)``: the decoded frames of one
+  connection (``_sse`` events or ``_ndjson`` objects, chosen by the answer's
+  ``Content-Type``) → new items, each once;
+* ``recover()``: after a drop, the items the resource's own history holds
+  that were not handed out yet (HOSTED.md; nothing for PROTOCOL.md);
+* ``stale()``: True when only heartbeats have come for too long, so the
+  stream re-reads the history although the connection looks alive.
+
+``V1Reader`` is PROTOCOL.md; the hosted readers live in ``_hosted`` (tasks)
+and ``_hosted_chat`` (agent chats); ``AutoReader`` picks one per stream by
+the shape of the first frame (``dialect="auto"``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from itertools import chain
+from typing import Any, Callable, Optional, Protocol, TypeVar
+
+from ._errors import ProtocolError, UsageError
+from ._sse import ServerSentEvent
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+#: The values of ``dialect=``.
+DIALECTS = ("auto", "hosted", "v1")
+#: ``stream_format=`` → the ``Accept`` header of stream requests.
+ACCEPT = {
+    "auto": "text/event-stream, application/x-ndjson;q=0.9",
+    "sse": "text/event-stream",
+    "ndjson": "application/x-ndjson",
+}
+
+
+def check_dialect(value: Any) -> str:
+    """``value`` if it names a dialect; ``UsageError`` otherwise."""
+    if value not in DIALECTS:
+        raise UsageError(f"dialect must be one of {', '.join(map(repr, DIALECTS))}, not {value!r}")
+    return str(value)
+
+
+def check_stream_format(value: Any) -> str:
+    """``value`` if it names a stream format; ``UsageError`` otherwise."""
+    if value not in ACCEPT:
+        raise UsageError(f"stream_format must be one of {', '.join(map(repr, ACCEPT))}, not {value!r}")
+    return str(value)
+
+
+class Reader(Protocol[T]):
+    """One stream's dialect state (see the module docstring)."""
+
+    @property
+    def uses_ids(self) -> bool: ...
+
+    def from_sse(self, events: Iterator[ServerSentEvent]) -> Iterator[T]: ...
+
+    def from_ndjson(self, objects: Iterator[dict[str, Any]]) -> Iterator[T]: ...
+
+    def recover(self) -> list[T]: ...
+
+    def stale(self) -> bool: ...
+
+
+def sse_object(event: ServerSentEvent) -> dict[str, Any]:
+    """A hosted SSE event as the NDJSON object it stands for (HOSTED.md "The task stream").
+
+    An unnamed event's data is the object itself; a named one (``event:
+    chats``) becomes ``{"event": name, "data": <data>}``. Raises
+    ``ProtocolError`` when the data is not a JSON object.
+    """
+    try:
+        data = json.loads(event.data)
+    except (ValueError, RecursionError):
+        raise ProtocolError("event data is not JSON (or nested too deeply)") from None
+    if event.event in ("message", "update"):
+        if not isinstance(data, dict):
+            raise ProtocolError("event data is not a JSON object")
+        return data
+    return {"event": event.event, "data": data}
+
+
+class V1Reader:
+    """PROTOCOL.md: events with ``id:``, resumed with ``Last-Event-ID``, skipped when already delivered.
+
+    ``parse(event, id)`` turns an event whose type is in ``event_types`` into
+    an item (None skips it); ``last_event_id()`` is the last id delivered;
+    ``heard()`` is told of every event a connection brings (a replayed one
+    too).
+    """
+
+    uses_ids = True
+
+    def __init__(
+        self,
+        parse: Callable[[ServerSentEvent, int], Optional[T]],
+        event_types: frozenset[str],
+        last_event_id: Callable[[], Optional[int]],
+        heard: Callable[[], None],
+    ) -> None:
+        self.parse = parse
+        self.event_types = event_types
+        self.last_event_id = last_event_id
+        self.heard = heard
+
+    def from_sse(self, events: Iterator[ServerSentEvent]) -> Iterator[Any]:
+        parse, types, heard = self.parse, self.event_types, self.heard
+        last = self.last_event_id()
+        for event in events:
+            heard()
+            if event.event not in types:
+                continue  # PROTOCOL.md: event types the client does not know are ignored, id or not
+            number = event_id(event)
+            if last is not None and number <= last:
+                continue
+            item = parse(event, number)
+            if item is not None:
+                last = number
+                yield item
+
+    def from_ndjson(self, objects: Iterator[dict[str, Any]]) -> Iterator[Any]:
+        raise ProtocolError("the stream answered NDJSON, which PROTOCOL.md (dialect 'v1') does not use")
+
+    def recover(self) -> list[Any]:
+        return []
+
+    def stale(self) -> bool:
+        return False
+
+
+def event_id(event: ServerSentEvent) -> int:
+    """The event's id as an int; ``ProtocolError`` unless it is a non-negative decimal integer."""
+    text = event.id
+    if not (text.isascii() and text.isdigit()):
+        raise ProtocolError("event id is not a non-negative decimal integer", event_id=text)
+    try:
+        return int(text)
+    except ValueError:  # over int()'s 4,300-digit limit
+        raise ProtocolError("event id is too large", event_id=text[:40] + "...") from None
+
+
+_HOSTED_EVENTS = frozenset({"message", "delta", "chats", "chat_messages", "agent_runs"})
+
+
+class AutoReader:
+    """``dialect="auto"``: the first frame of the stream decides, and the choice holds for the stream.
+
+    NDJSON is the hosted service's; an SSE event with an ``id:`` or of type
+    ``update`` is PROTOCOL.md's; an unnamed one without an id, or one of the
+    hosted event types, is the hosted service's. Events of other types (which
+    both dialects ignore) are held until one of those decides.
+    """
+
+    def __init__(self, v1: Reader[Any], hosted: Reader[Any]) -> None:
+        self._v1 = v1
+        self._hosted = hosted
+        self.chosen: Optional[Reader[Any]] = None
+
+    @property
+    def uses_ids(self) -> bool:
+        return self.chosen is None or self.chosen.uses_ids
+
+    def from_sse(self, events: Iterator[ServerSentEvent]) -> Iterator[Any]:
+        if self.chosen is None:
+            held: list[ServerSentEvent] = []
+            for event in events:
+                held.append(event)
+                if event.id or event.event == "update":
+                    self.chosen = self._v1
+                elif event.event in _HOSTED_EVENTS:
+                    self.chosen = self._hosted
+                else:
+                    continue
+                break
+            if self.chosen is None:
+                return iter(())  # the stream ended on events that every dialect ignores
+            events = chain(held, events)
+        return self.chosen.from_sse(events)
+
+    def from_ndjson(self, objects: Iterator[dict[str, Any]]) -> Iterator[Any]:
+        if self.chosen is None:
+            self.chosen = self._hosted
+        return self.chosen.from_ndjson(objects)
+
+    def recover(self) -> list[Any]:
+        return [] if self.chosen is None else self.chosen.recover()
+
+    def stale(self) -> bool:
+        return self.chosen is not None and self.chosen.stale()
+
+
+def pick(dialect: Optional[str], v1: Callable[[], Reader[T]], hosted: Callable[[], Reader[T]]) -> Reader[T]:
+    """The reader for ``dialect`` ("v1", "hosted", or "auto"/None: decided by the first frame)."""
+    if dialect == "v1":
+        return v1()
+    if dialect == "hosted":
+        return hosted()
+    return AutoReader(v1(), hosted())
