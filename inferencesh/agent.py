@@ -1,10 +1,11 @@
 """Agents: streamed text and thinking, and tool calls answered by the caller's code.
 
-Wire: PROTOCOL.md "Agent chat". A turn is started with ``POST /agents/run``
-and followed on ``GET /chats/{chat_id}/stream`` with the same ``id:``
-numbering, ``Last-Event-ID`` resume, timeout and cancel as task streams
-(``_resume``). Events: ``message`` → ``Message``, ``tool_call`` →
-``ToolCall``, ``done`` → ``Done``; other event types are ignored.
+Wire: PROTOCOL.md "Agent chat", or the hosted chats API (HOSTED.md, read by
+``_hosted_chat``), told apart by the answer of ``POST /agents/run``. A turn
+is followed on ``GET /chats/{chat_id}/stream`` with the same resume, timeout
+and cancel as task streams (``_resume``). PROTOCOL.md events: ``message`` →
+``Message``, ``tool_call`` → ``ToolCall``, ``done`` → ``Done``; other event
+types are ignored.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import uuid
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-from ._dialects import V1Reader
+from ._dialects import ACCEPT, V1Reader
 from ._errors import AgentError, ConflictError, ProtocolError, UsageError
+from ._hosted_chat import HostedChatReader, turn_ids
 from ._iterator import FeedIterator, once
 from ._resume import Feed, follow
 from ._sse import ServerSentEvent
@@ -189,27 +191,44 @@ class Agent:
             # the retries of a run whose answer was lost must not start a second turn
             headers = {"Idempotency-Key": uuid.uuid4().hex}
             data = client._transport.call("POST", "/agents/run", scope=scope, body=body, headers=headers)
-            if not isinstance(data, dict) or not isinstance(data.get("chat_id"), str):
-                raise ProtocolError("POST /agents/run answered without a chat_id")
+            dialect = client.settings.dialect
+            hosted = turn_ids(data) if dialect != "v1" else None
+            if hosted is None and (not isinstance(data, dict) or not isinstance(data.get("chat_id"), str)):
+                raise ProtocolError("POST /agents/run answered without a chat id")
         except BaseException:
             scope.close()
             raise
-        chat_id: str = data["chat_id"]
-        message_id = data.get("message_id")
+        if hosted is not None:
+            chat_id, message_id, user = hosted
+        else:
+            chat_id, message_id, user = data["chat_id"], data.get("message_id"), {}
         self.chat_id = chat_id
         scope.task_id = chat_id
         settings = client.settings
+        chat_path = f"/chats/{quote_id(chat_id, 'chat_id')}"
         feed: Feed[AgentEvent] = Feed(
             client._transport,
-            f"/chats/{quote_id(chat_id, 'chat_id')}/stream",
+            f"{chat_path}/stream",
             scope,
             is_terminal=lambda event: isinstance(event, Done),
             last_event_id=None,
             max_reconnects=settings.max_reconnects,
             idle_timeout=settings.idle_timeout,
             max_event_bytes=settings.max_event_bytes,
+            accept=ACCEPT[settings.stream_format],
         )
-        feed.reader = V1Reader(parse_agent_event, _EVENT_TYPES, lambda: feed.last_event_id, feed.hear)
+        if hosted is not None:
+            feed.reader = HostedChatReader(
+                client._transport,
+                chat_path,
+                scope,
+                message_id=message_id,
+                user=user,
+                reconcile_interval=settings.reconcile_interval,
+                heard=feed.hear,
+            )
+        else:
+            feed.reader = V1Reader(parse_agent_event, _EVENT_TYPES, lambda: feed.last_event_id, feed.hear)
         on_abort = once(self._stop_quietly) if stop_on_abort else None
         return AgentStream(
             chat_id, message_id if isinstance(message_id, str) else "", feed, follow(feed, on_abort), on_abort

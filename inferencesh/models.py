@@ -125,7 +125,10 @@ _HOSTED_STATUS_BY_CODE = {
     13: TaskStatus.REJECTED,
 }
 _STATUS_BY_NAME = {status.value: status for status in TaskStatus if status is not TaskStatus.UNKNOWN}
-_STATUS_BY_NAME.update({"dispatched": TaskStatus.SCHEDULED, "canceled": TaskStatus.CANCELLED, "canceling": TaskStatus.CANCELLING})
+# HOSTED.md's names, and the American spellings the hosted chats API uses ("canceled").
+_STATUS_BY_NAME.update(
+    {"dispatched": TaskStatus.SCHEDULED, "canceled": TaskStatus.CANCELLED, "canceling": TaskStatus.CANCELLING}
+)
 _TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.REJECTED})
 
 
