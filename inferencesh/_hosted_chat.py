@@ -20,15 +20,18 @@ The turn ends (``Done``) when the run's ``state`` is none of submitted,
 working, input_required (without a run: when the chat's ``status`` is
 neither busy nor awaiting_input). After a drop, ``recover()`` reads the chat
 (``GET /chats/{id}``, and ``GET /chats/{id}/messages`` when the chat does not
-list them) and hands out what was missed.
+list them) and hands out what was missed. ``event_id`` counts the events
+handed out (1, 2, 3, ...), as on hosted task streams.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Callable, Optional, Union
+
+import attrs
 
 from ._answers import envelope
 from ._dialects import sse_object
@@ -127,6 +130,7 @@ class HostedChatReader:
         self.final_messages: set[str] = set()
         self.active_seen = False
         self.ended = False
+        self.count = 0
         self.last_news = time.monotonic()
 
     # -- frames -----------------------------------------------------------
@@ -135,6 +139,14 @@ class HostedChatReader:
         return self.from_ndjson(sse_object(event) for event in events)
 
     def from_ndjson(self, objects: Iterator[dict[str, Any]]) -> Iterator[AgentEvent]:
+        for item in self._events(objects):
+            yield self._numbered(item)
+
+    def _numbered(self, item: AgentEvent) -> AgentEvent:
+        self.count += 1
+        return attrs.evolve(item, event_id=self.count)
+
+    def _events(self, objects: Iterable[dict[str, Any]]) -> Iterator[AgentEvent]:
         self.delta_seen = set()
         self.last_news = time.monotonic()
         for obj in objects:
@@ -171,7 +183,7 @@ class HostedChatReader:
             if isinstance(message, dict):
                 items.extend(self._message(message))
         items.extend(self._run(chat.get("active_run"), chat.get("status")))
-        return items
+        return [self._numbered(item) for item in items]
 
     def stale(self) -> bool:
         return time.monotonic() - self.last_news > self.reconcile_interval

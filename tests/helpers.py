@@ -18,6 +18,10 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: flo
     return True
 
 
-def quick_client(base_url: str, api_key: str) -> Client:
-    """A client tuned for a fast local server: idle reads time out after 2 × 0.5 s, reconnects in 20–200 ms."""
-    return inference(api_key=api_key, base_url=base_url, heartbeat_interval=0.5, backoff_initial=0.02, backoff_max=0.2)
+def quick_client(base_url: str, api_key: str, **settings: Any) -> Client:
+    """A client tuned for a fast local server: idle reads time out after 2 × 0.5 s, reconnects in 20–200 ms.
+
+    Further keyword arguments are ``Settings`` fields (``stream_format``, ``dialect``, ...).
+    """
+    tuned: dict[str, Any] = {"heartbeat_interval": 0.5, "backoff_initial": 0.02, "backoff_max": 0.2, **settings}
+    return inference(api_key=api_key, base_url=base_url, **tuned)

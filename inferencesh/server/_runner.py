@@ -133,6 +133,7 @@ class LocalServer:
             dialect=dialect,
         )
         self._state = cast(ServerState, self.app.state.infsh)
+        self._dialect = dialect
         self._host = host
         self._port = port
         self._server: _Server | None = None
@@ -146,6 +147,11 @@ class LocalServer:
             raise RuntimeError("LocalServer is not running; call start() or use `with`")
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"http://{host}:{self._port}"
+
+    @property
+    def dialect(self) -> str:
+        """The dialect this server speaks: "v1" (PROTOCOL.md) or "hosted" (HOSTED.md)."""
+        return self._dialect
 
     @property
     def port(self) -> int:

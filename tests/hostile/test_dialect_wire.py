@@ -109,3 +109,37 @@ def test_problem_codes_and_requirements() -> None:
     assert info.value.code == "requirements_not_met"
     assert info.value.requirements == problem["errors"]
     assert isinstance(info.value, inferencesh.APIError)
+
+
+def test_a_hosted_chat_resumes_from_the_chat_when_the_stream_has_nothing_more() -> None:
+    """After a drop the turn's missed text and its end come from ``GET /chats/{id}`` (HOSTED.md), not a replay."""
+    run = {"user_message": {"id": "m1", "order": 0}, "assistant_message": {"id": "m2", "chat_id": "c1", "order": 1}}
+    message = {
+        "id": "m2",
+        "role": "assistant",
+        "order": 1,
+        "status": "ready",
+        "content": [{"type": "text", "text": "Hello world"}],
+    }
+    chat = {"id": "c1", "status": "idle", "active_run": {"state": "completed"}, "chat_messages": [message]}
+    working = {"event": "chats", "data": {"id": "c1", "status": "busy", "active_run": {"state": "working"}}}
+    delta = {"event": "delta", "data": {"delta": {"response": "Hello"}, "resource_id": "m2", "seq": 1}}
+
+    def answer(conn: socket.socket, body: dict[str, Any]) -> None:
+        payload = json.dumps({"success": True, "status": 200, "data": body}).encode()
+        conn.sendall(head(content_type="application/json", length=len(payload)) + payload)
+
+    def handler(conn: socket.socket, request: Request) -> None:
+        if request.path == "/agents/run":
+            answer(conn, run)
+        elif request.path == "/chats/c1":
+            answer(conn, chat)
+        elif request.path == "/chats/c1/stream":  # the first connection drops after "Hello"; later ones say nothing
+            body = _ndjson(working, delta) if request.index == 1 else _ndjson({"type": "heartbeat"})
+            conn.sendall(head(content_type="application/x-ndjson") + body)
+
+    with serving(handler) as server:
+        chunks: list[str] = []
+        reply = _client(server.url).agent("a/b").send_message("hi", on_message=lambda m: chunks.append(m.content))
+    assert chunks == ["Hello", " world"]
+    assert (reply.text, reply.status) == ("Hello world", "completed")

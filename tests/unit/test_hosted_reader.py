@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import attrs
 import pytest
 
 from inferencesh import Done, Message, Progress, TaskStatus, TaskUpdate, ToolCall
@@ -237,7 +238,9 @@ def _message(mid: str, status: str, text: str = "", thinking: str = "", order: i
 
 
 def _events(reader: HostedChatReader, *objects: dict[str, Any]) -> list[Any]:
-    return list(reader.from_ndjson(iter(objects)))
+    """The events the objects give, their ``event_id`` (checked apart) cleared."""
+    events = list(reader.from_ndjson(iter(objects)))
+    return [attrs.evolve(event, event_id=None) for event in events]
 
 
 def test_turn_ids() -> None:
@@ -307,3 +310,16 @@ def test_a_failed_run_ends_the_turn_failed_with_its_error() -> None:
         {"event": "agent_runs", "data": {"state": "failed", "error": "model overloaded"}},
     )
     assert events == [Done("failed", "m2", "model overloaded")]
+
+
+def test_a_snapshot_ahead_of_the_deltas_does_not_repeat_their_text() -> None:
+    reader = _chat_reader()
+    events = _events(
+        reader,
+        {"event": "delta", "data": {"delta": {"response": "Hel"}, "resource_id": "m2", "seq": 1}},
+        {"event": "chat_messages", "data": _message("m2", "pending", "Hello")},  # ahead of its deltas
+        {"event": "delta", "data": {"delta": {"response": "lo"}, "resource_id": "m2", "seq": 2}},
+        {"event": "chat_messages", "data": _message("m2", "ready", "Hello")},
+    )
+    assert [e.content for e in events] == ["Hel", "lo"]
+    assert reader.count == 2

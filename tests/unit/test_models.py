@@ -435,7 +435,7 @@ def test_task_output_raises_rejected() -> None:
 
     task = Task("t", "a", TaskStatus.REJECTED, error="insufficient balance")
     with pytest.raises(TaskRejected) as info:
-        task.output
+        task.output  # noqa: B018 - the property raises
     assert isinstance(info.value, TaskFailed)
     assert info.value.error == "insufficient balance"
 
