@@ -10,10 +10,32 @@
 ``serve(host, port)`` runs the same server in the foreground (``infsh serve``).
 Needs the ``server`` extra (starlette, uvicorn, sse-starlette, pillow).
 
+Two dialects, one task store, one runner: ``LocalServer()`` /
+``create_app()`` / ``serve()`` / ``infsh serve`` speak PROTOCOL.md
+(``dialect="v1"``, the default); ``dialect="hosted"`` (``infsh serve
+--dialect hosted``) speaks the hosted API's dialect (HOSTED.md), which the
+official ``inferencesh`` 0.36 client works against unchanged: envelopes by
+``X-API-Version`` (none: legacy ``{"success", "status", "data"}``; ``2``:
+the bare DTO; else ``{"data", "messages": []}``), problem+json errors typed
+``https://inference.sh/errors/<code>``, hosted status codes (cancel passes
+through 8 cancelling to 12), TaskDTOs with their status history and log
+records, ``GET /tasks/{id}/status``, ``"wait": true`` runs, and streams in
+NDJSON or SSE by ``Accept`` that open with the current state (a whole
+TaskDTO; a chat's latest messages and the chat) and go on with partial
+updates, ``delta`` events and typed chat events, heartbeats
+(``{"type": "heartbeat"}`` / ``: heartbeat``) after ``heartbeat`` seconds
+of silence, no ids and no replay. The hosted writers are ``_hosted_wire``
+(tasks), ``_hosted_chats`` (chats) and the routes ``_hosted``; each module
+says where it chose something HOSTED.md leaves open.
+
 Built-in apps (every delay divided by ``speed``): ``infsh/echo``,
 ``infsh/flux-schnell`` (``{"prompt", "steps"?}``: the whole status flow, a
 real PNG), ``infsh/sleep`` (``{"seconds"}``, cancellable), ``infsh/fail``
-(``{"message"?}``), ``infsh/count`` (``{"n"}``: n updates at full speed).
+(``{"message"?}``), ``infsh/count`` (``{"n"}``: n updates at full speed),
+``infsh/llm`` (``{"prompt", "reasoning"?}``: its answer streamed word by
+word: ``delta`` events in the hosted dialect, ``partial_output`` previews in
+v1). In the hosted dialect, ``infsh/flux-schnell`` logs a tqdm-style line
+per step and the apps' logs say they are simulations.
 
 Built-in agent: ``infsh/assistant`` (any ``@version``), a deterministic
 scripted assistant (``_assistant``): it thinks in two chunks, then answers
@@ -40,8 +62,13 @@ turn). An agent turn takes its own in ``POST /agents/run``'s input, next to
 stream serves its latest turn, and a ``malformed`` event there is a
 ``message``). Every spec has a ``"kind"`` and an optional ``"times"``: how
 many times it fires, counted per task or turn (default 1; -1 = every time).
-``"after": k`` counts the events sent on one connection, replayed ones included; a connection fault fires once at
-most per connection, and not at all if the terminal event comes first.
+``"after": k`` counts the events sent on one connection, replayed ones
+included (in the hosted dialect: the objects sent, the opening snapshot
+included, heartbeats never); a connection fault fires once at most per
+connection, and not at all if the terminal event comes first. Every kind
+works in both dialects except ``overlap`` (v1 only: the hosted dialect has
+no ``Last-Event-ID``); where the table says "event", read "object" (an
+NDJSON line or an SSE ``data:`` block) for the hosted dialect.
 
 ==============  ===================================  =======================================
 kind            fields                               on the wire
@@ -60,13 +87,22 @@ kind            fields                               on the wire
                                                      (not divided by speed), then on
 ``malformed``   ``after``                            after k events one event with the next
                                                      id and ``data: {not json``, then a
-                                                     clean end
+                                                     clean end (hosted: the line
+                                                     ``{not json``, or ``data: {not json``
+                                                     in SSE)
+``mute``        ``after``                            after k events only heartbeats, for as
+                                                     long as the client stays: no further
+                                                     event, the terminal one included, while
+                                                     the task runs on to its end (only a
+                                                     client that re-reads the task learns it
+                                                     finished)
 ``status``      ``code`` (429/500/502/503),          the stream request is answered with
                 ``retry_after``?                     that status (problem+json,
                                                      ``Retry-After`` when given)
 ``overlap``     ``back`` (default 1)                 a stream request with
                                                      ``Last-Event-ID: n`` replays from
-                                                     ``n - back`` (events the client has)
+                                                     ``n - back`` (events the client has);
+                                                     v1 only
 ``run_status``  ``code`` (429/503), ``retry_after``? ``POST /apps/run`` is answered with that
                                                      status before any task exists; counted
                                                      per distinct request body
@@ -82,8 +118,8 @@ An invalid spec makes ``POST /apps/run`` answer 422 (``LocalServer`` raises
 
 For tests, a ``LocalServer`` exposes ``open_connections``, ``open_streams``
 and ``requests`` (records of every request: method, path, the
-``Last-Event-ID``, ``Idempotency-Key``, ``Authorization`` and ``User-Agent``
-headers, and the response status).
+``Last-Event-ID``, ``Idempotency-Key``, ``Authorization``, ``User-Agent``,
+``Accept`` and ``X-API-Version`` headers, and the response status).
 """
 
 from __future__ import annotations
