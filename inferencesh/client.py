@@ -326,8 +326,9 @@ class Client(_many.ManyMixin):
                 "POST", "/apps/run", scope=scope, body=body, headers={"Idempotency-Key": uuid.uuid4().hex}
             )
             task, dialect = read_task(answer, self.settings.dialect)
-            if not task.app:
-                task = attrs.evolve(task, app=body["app"])
+            if not task.app or task.input is None:  # the hosted run answer holds neither
+                given = body["input"] if task.input is None else task.input
+                task = attrs.evolve(task, app=task.app or body["app"], input=given)
         except BaseException:
             scope.close()
             raise

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import parse_qs
 
 from .._errors import InferenceError, UsageError
+from .._stream import read_task
 from .._transport import quote_id
 from ..client import Client
 from ..models import TaskStatus, TaskUpdate
@@ -204,7 +205,7 @@ class Relay:
         task = self._upstream_call("GET", f"/tasks/{quote_id(task_id)}")
         stream = self.client.tasks.stream(task_id, last_event_id=last_event_id)
         prefetched: tuple[TaskUpdate, ...] = ()
-        if TaskStatus.from_wire(task.get("status")).is_terminal:
+        if TaskStatus.from_wire(task.get("status")).is_terminal:  # already a name (``_upstream_call``)
             # A finished task replays at once; with nothing left to send, 204 tells the
             # browser's EventSource to stop reconnecting (WHATWG: fail the connection).
             try:
@@ -243,17 +244,20 @@ class Relay:
         self, method: str, path: str, *, body: Any = None, headers: Optional[dict[str, str]] = None, retry: bool = True
     ) -> dict[str, Any]:
         """One JSON call to the upstream; its ``data`` with ``status`` as a name. ``RelayRefusal`` on errors."""
+        timeout = self.client.settings.request_timeout
+        transport = self.client._transport
         try:
-            data = self.client._transport.call_within(
-                self.client.settings.request_timeout, method, path, body=body, headers=headers, retry=retry
-            )
+            answer = transport.answer_within(timeout, method, path, body=body, headers=headers, retry=retry)
+            if answer[0] is None and method == "POST" and path.endswith("/cancel"):
+                answer = transport.answer_within(timeout, "GET", path[: -len("/cancel")])  # HOSTED.md: may be empty
+            task, _ = read_task(answer, self.client.settings.dialect)
         except InferenceError as exc:
             raise upstream_refusal(exc, self._scrub) from None
+        data = answer[0]
         if not isinstance(data, dict):
             raise RelayRefusal(502, "the upstream answered something other than a task")
-        if "status" in data:
-            data = {**data, "status": TaskStatus.from_wire(data["status"]).value}
-        return data
+        # the status as its name, read with the table of the upstream's dialect
+        return {**data, "status": task.status.value} if "status" in data else data
 
     def _scrub(self, text: str) -> str:
         if self._secret and self._secret in text:
