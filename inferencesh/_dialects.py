@@ -43,6 +43,11 @@ ACCEPT = {
 }
 
 
+def accept_for(stream_format: str, dialect: Optional[str]) -> str:
+    """The ``Accept`` of a stream request: PROTOCOL.md streams are SSE only, so "auto" asks just for SSE there."""
+    return ACCEPT["sse" if stream_format == "auto" and dialect == "v1" else stream_format]
+
+
 def check_dialect(value: Any) -> str:
     """``value`` if it names a dialect; ``UsageError`` otherwise."""
     if value not in DIALECTS:

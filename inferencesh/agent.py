@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-from ._dialects import ACCEPT, V1Reader
+from ._dialects import V1Reader, accept_for
 from ._errors import AgentError, ConflictError, ProtocolError, UsageError
 from ._hosted_chat import HostedChatReader, turn_ids
 from ._iterator import FeedIterator, once
@@ -215,7 +215,7 @@ class Agent:
             max_reconnects=settings.max_reconnects,
             idle_timeout=settings.idle_timeout,
             max_event_bytes=settings.max_event_bytes,
-            accept=ACCEPT[settings.stream_format],
+            accept=accept_for(settings.stream_format, "hosted" if hosted is not None else "v1"),
         )
         if hosted is not None:
             feed.reader = HostedChatReader(

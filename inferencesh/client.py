@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union, overload
 import attrs
 
 from . import _many
-from ._dialects import ACCEPT, check_dialect, check_stream_format
+from ._dialects import accept_for, check_dialect, check_stream_format
 from ._errors import UsageError, register_secret
 from ._sse import DEFAULT_MAX_EVENT_BYTES
 from ._stream import TaskStream, cancel_task, open_task_stream, read_task
@@ -365,7 +365,7 @@ class Client(_many.ManyMixin):
             max_event_bytes=self.settings.max_event_bytes,
             cancel_task_on_abort=cancel_task_on_abort,
             dialect=dialect,
-            accept=ACCEPT[s.stream_format],
+            accept=accept_for(s.stream_format, dialect),
             reconcile_interval=s.reconcile_interval,
         )
 

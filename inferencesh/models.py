@@ -232,10 +232,13 @@ def _optional_str(value: Any, name: str) -> Optional[str]:
 
 @attrs.frozen
 class TaskUpdate:
-    """One event of a task stream (PROTOCOL.md "Task event stream").
+    """One update of a task stream (PROTOCOL.md "Task event stream", or the hosted stream of HOSTED.md).
 
-    ``event_id`` is the stream's ``id:``; ``logs`` holds only the lines new in
-    this update; ``output`` is set on completed, ``error`` on failed.
+    ``event_id`` is the stream's ``id:`` (on hosted streams, which have no
+    ids, the update's number in the stream: 1, 2, 3, ...); ``logs`` holds only
+    the lines new in this update; ``partial_output`` a preview of the output
+    (hosted: the output accumulated from ``delta`` events); ``output`` is set
+    on completed, ``error`` on failed (and rejected).
     """
 
     task_id: str
