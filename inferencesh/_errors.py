@@ -15,7 +15,7 @@
     ├── TaskCancelled                   the task ended ``cancelled`` (``task_id``)
     ├── StreamTimeout (TimeoutError)    the total ``timeout=`` passed
     ├── Cancelled                       the ``CancelToken`` was cancelled
-    ├── ConnectionLost                  reconnects exhausted (``last_event_id``)
+    ├── ConnectionLost                  reconnects exhausted (``task_id``, ``last_event_id``, ``status_code``)
     ├── ProtocolError                   the server broke PROTOCOL.md (no resume)
     └── AgentError                      an agent turn ended ``failed``
 
@@ -235,15 +235,29 @@ class Cancelled(InferenceError):
 class ConnectionLost(InferenceError):
     """Reconnecting failed too many times in a row.
 
-    ``last_event_id`` is the id of the last event handed to the caller (None if
-    none was); pass it to ``client.tasks.stream(task_id, last_event_id=...)`` to
-    pick the stream up again later without loss.
+    ``task_id`` is the task (or chat) whose stream was lost: set whenever the
+    run was accepted. ``last_event_id`` is the id of the last event handed to
+    the caller (None if none was, and on hosted streams, which have no ids);
+    pass both to ``client.tasks.stream(task_id, last_event_id=...)`` to pick
+    the stream up again later without loss. ``status_code`` is the HTTP
+    status of the last attempt when the server answered with an error (429,
+    5xx), else None; that typed ``APIError`` (a ``RateLimitError`` for 429) is
+    also ``error`` and the exception's ``__cause__``.
     """
 
-    def __init__(self, reason: str, *, task_id: Optional[str], last_event_id: Optional[int]) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        task_id: Optional[str],
+        last_event_id: Optional[int],
+        error: Optional[APIError] = None,
+    ) -> None:
         self.task_id = task_id
         self.last_event_id = last_event_id
         self.reason = reason
+        self.error = error
+        self.status_code: Optional[int] = None if error is None else error.status_code
         what = f"stream of {task_id}" if task_id else "connection"
         where = "" if last_event_id is None else f" (last event id {last_event_id})"
         super().__init__(f"{what} lost after retries{where}: {reason}")

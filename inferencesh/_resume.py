@@ -27,7 +27,7 @@ import urllib3.exceptions
 
 from ._answers import describe
 from ._dialects import Reader
-from ._errors import ConnectionLost, ProtocolError
+from ._errors import APIError, ConnectionLost, ProtocolError
 from ._ndjson import NDJSONDecoder
 from ._retry import Retryable
 from ._sse import SSEDecoder
@@ -203,7 +203,8 @@ class Feed(Generic[T]):
             error = exc.error
             reason = error.reason if isinstance(error, ConnectionLost) else str(error)
             last = self.last_event_id if self._reader().uses_ids else None
-            raise ConnectionLost(reason, task_id=self.scope.task_id, last_event_id=last) from None
+            typed = error if isinstance(error, APIError) else None  # a 429 or 5xx keeps its type as the cause
+            raise ConnectionLost(reason, task_id=self.scope.task_id, last_event_id=last, error=typed) from typed
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _open_until_item(self, recover: bool) -> Optional[tuple[Iterator[T], T]]:
