@@ -25,6 +25,8 @@ from .models import TaskUpdate
 
 __all__ = ["follow", "progress_bar"]
 
+_SPINNER = "|/-\\"
+
 
 def _force_for(progress: Any) -> Optional[bool]:
     """``progress=`` → ``follow``'s ``force`` (None: when visible). ``UsageError`` for other values."""
@@ -77,6 +79,7 @@ class _Bar:
         self.enabled = enabled
         self._file = file
         self._bar: Any = None
+        self._turn = 0
 
     def _lines_file(self) -> TextIO:
         if self._file is not None:
@@ -101,14 +104,23 @@ class _Bar:
         if self._bar is None:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=None, unit="step", leave=True, file=self._file or sys.stderr)
+            # No count known (yet): a status spinner, not tqdm's "0step [00:00, ?step/s]".
+            spinner = None if update.progress is not None else self._spinner()
+            self._bar = tqdm(total=None, unit="step", leave=True, file=self._file or sys.stderr, bar_format=spinner)
         bar = self._bar
         if update.progress is not None:
             if bar.total != update.progress.total:
                 bar.reset(total=update.progress.total)
+                bar.bar_format = None  # tqdm's own bar from now on
             bar.n = update.progress.current
+        elif bar.total is None:
+            bar.bar_format = self._spinner()
         bar.set_description_str(str(update.status), refresh=False)
         bar.refresh()
+
+    def _spinner(self) -> str:
+        self._turn += 1
+        return "{desc}: " + _SPINNER[self._turn % len(_SPINNER)] + " [{elapsed}]"
 
     def close(self, reason: Optional[str] = None) -> None:
         """Close the bar (idempotent); ``reason`` replaces the description first."""
@@ -140,6 +152,10 @@ class _BarWatcher:
 def follow(stream: TaskStream, *, force: Optional[bool] = None, file: Optional[TextIO] = None) -> TaskStream:
     """Make iterating ``stream`` draw a live bar; returns ``stream`` itself.
 
+    The bar is drawn while the stream is iterated (by your ``for`` loop, or
+    by ``client.run(..., progress=True)``), one step per update: nothing
+    draws between updates or before the loop starts. A task that reports no
+    progress shows its status with a spinner instead of a count.
     ``force=True`` draws even when nobody sees it (not a terminal),
     ``force=False`` never draws; by default (None) a bar is drawn in a Jupyter
     kernel or when ``file`` (default stderr) is a terminal. ``file`` is a text

@@ -121,3 +121,12 @@ def test_a_bar_keeps_the_timeout_and_the_cancel_token_of_its_run(
     err = capsys.readouterr().err
     assert "timeout:" in err and "cancelled:" in err
     assert open_bars() == 0
+
+
+def test_a_task_without_progress_shows_a_status_spinner_not_an_empty_count(client: Client) -> None:
+    out = io.StringIO()
+    with follow(client.run({"app": "infsh/echo", "input": {"x": 1}}, stream=True), force=True, file=out) as stream:
+        list(stream)
+    text = out.getvalue()
+    assert "completed:" in text
+    assert "step [" not in text and "?step/s" not in text, text
