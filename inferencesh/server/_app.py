@@ -27,6 +27,8 @@ from ._agents import ROUTES as AGENT_ROUTES
 from ._agents import Chats, ChatWriter
 from ._conn import ConnectionRegistry
 from ._faults import parse_faults, retry_after_header
+from ._files import DEFAULT_MAX_FILE_BYTES, FileStore, is_public
+from ._files import ROUTES as FILE_ROUTES
 from ._hosted_wire import HostedWriter, error_type
 from ._store import Store, Task
 from ._stream import Gauge, stream_response
@@ -37,6 +39,7 @@ _TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    413: "Content Too Large",
     422: "Unprocessable Content",
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -138,7 +141,7 @@ class _Guard:
             await send(message)
 
         key = self._state.api_key
-        if key is not None:
+        if key is not None and not is_public(scope["method"], scope["path"]):
             given = headers.get("authorization", "").encode("latin-1")
             if not hmac.compare_digest(given, b"Bearer " + key.encode("latin-1")):
                 answer = problem(
@@ -205,7 +208,7 @@ async def accept_run(request: Request) -> tuple[Task, dict[str, Any]]:
     task = store.by_idempotency_key(key) if key else None
     if task is None:
         task = store.create(app.name, data, setup, specs, key or None)
-        _apps.start(store, task, app, state.speed)
+        _apps.start(store, task, app, state.speed, request.app.state.files, request.app.state.files.base(request))
     drop = task.faults.fire("run_drop")
     if drop is not None:
         raise HTTPException(503, "injected fault: run_drop (the task was created)")
@@ -273,12 +276,15 @@ def create_app(
     faults: Optional[Sequence[dict[str, Any]]] = None,
     status_names: bool = False,
     dialect: str = "v1",
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    files_url: Optional[str] = None,
 ) -> Starlette:
     """The ASGI app of the local server (see ``LocalServer`` for the arguments).
 
     Its shared state is ``app.state.infsh`` (a ``ServerState``). Raises
     ``ValueError`` for a bad fault spec, a non-positive speed or heartbeat,
-    a negative retry_ms, or a dialect other than "v1" and "hosted". Streams
+    a negative retry_ms, a non-positive max_file_bytes, or a dialect other
+    than "v1" and "hosted". Files (``_files``) live in ``app.state.files``. Streams
     end on their own only when ``store.shutdown()`` is called, which
     ``LocalServer`` and ``serve`` do on stop.
     """
@@ -300,6 +306,7 @@ def create_app(
         streams=Gauge(),
         dialect=dialect,
     )
+    files = FileStore(max_file_bytes, files_url)
     routes: list[BaseRoute] = list(V1_ROUTES)
     chat_writer: Optional[ChatWriter] = None
     if hosted:  # imported here: the hosted routes build on this module
@@ -308,10 +315,11 @@ def create_app(
 
         routes, chat_writer = list(HOSTED_ROUTES), HostedChatWriter()
     app = Starlette(
-        routes=routes,
+        routes=[*routes, *FILE_ROUTES],
         middleware=[Middleware(_Guard, state=state)],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
     app.state.infsh = state
+    app.state.files = files
     app.state.chats = Chats(state.store, speed, chat_writer)
     return app

@@ -8,10 +8,13 @@ delay an app asks for is divided by the server's ``speed``.
 ``infsh/echo``         output = input, at once
 ``infsh/flux-schnell`` ``{"prompt", "steps"?=8}``: every status from received
                        to completed, logs, progress and previews per step,
-                       ``{"image": "data:image/png;base64,..."}`` (~3.7 s)
+                       ``{"image": "<url of the PNG on this server>"}``,
+                       as the hosted service answers (~3.7 s)
 ``infsh/sleep``        ``{"seconds"}``: running, one progress tick per second
 ``infsh/fail``         ``{"message"?}``: a few log lines, then failed
 ``infsh/count``        ``{"n"}``: n running updates at full speed, then completed
+``infsh/image-info``   ``{"image": "<url of a file uploaded to this server>"}``:
+                       ``{"width", "height", "format"}`` (Pillow reads it)
 =====================  =====================================================
 """
 
@@ -21,12 +24,15 @@ import asyncio
 import math
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
 
+from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from . import _png
 from ._assistant import words
+from ._files import FileStore
 from ._store import (
     CANCELLED,
     COMPLETED,
@@ -50,10 +56,27 @@ class AppFailure(Exception):
 class AppContext:
     """What a running app sees: scaled sleeps and a way to report changes."""
 
-    def __init__(self, store: Store, task: Task, speed: float) -> None:
+    def __init__(
+        self, store: Store, task: Task, speed: float, files: Optional[FileStore] = None, base_url: str = ""
+    ) -> None:
         self._store = store
         self._task = task
         self._speed = speed
+        self._files = files
+        self._base_url = base_url
+
+    def publish(self, data: bytes, filename: str, content_type: str) -> str:
+        """Store an output file on the server; returns its public URL (a data: URL without a file store)."""
+        if self._files is None:
+            return _png.data_url(data)
+        return str(self._files.add(data, filename, content_type).describe(self._base_url)["uri"])
+
+    def input_file(self, url: Any) -> Path:
+        """The path on disk of a file uploaded to this server; ``AppFailure`` for anything else."""
+        path = self._files.local_path(url) if self._files is not None and isinstance(url, str) else None
+        if path is None:
+            raise AppFailure(f"not a file uploaded to this server: {str(url)[:100]!r}")
+        return path
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of app time (``seconds / speed`` real seconds)."""
@@ -137,7 +160,7 @@ async def _flux(ctx: AppContext, data: dict[str, Any]) -> Any:
         )
     ctx.emit(status=UPLOADING, logs=["Uploading image"])
     await ctx.sleep(0.3)
-    return {"image": _png.data_url(_png.png_bytes(image))}
+    return {"image": ctx.publish(_png.png_bytes(image), "image.png", "image/png")}
 
 
 def _check_sleep(data: Mapping[str, Any]) -> str | None:
@@ -233,6 +256,22 @@ async def _llm(ctx: AppContext, data: dict[str, Any]) -> Any:
     return output
 
 
+def _check_image_info(data: Mapping[str, Any]) -> str | None:
+    if not isinstance(data.get("image"), str):
+        return "'image' must be the URL of an uploaded file"
+    return None
+
+
+async def _image_info(ctx: AppContext, data: dict[str, Any]) -> Any:
+    path = ctx.input_file(data["image"])
+    ctx.emit(status=RUNNING, logs=["Reading the image"])
+    try:
+        with Image.open(path) as image:
+            return {"width": image.width, "height": image.height, "format": image.format}
+    except (UnidentifiedImageError, OSError) as exc:
+        raise AppFailure(f"not an image Pillow can read: {exc}") from None
+
+
 APPS: dict[str, App] = {
     app.name: app
     for app in (
@@ -242,13 +281,19 @@ APPS: dict[str, App] = {
         App("infsh/fail", _check_fail, _fail),
         App("infsh/count", _check_count, _count),
         App("infsh/llm", _check_llm, _llm),
+        App("infsh/image-info", _check_image_info, _image_info),
     )
 }
 
 
-async def run_task(store: Store, task: Task, app: App, speed: float) -> None:
-    """Run ``app`` for ``task`` to its end: completed, failed, or cancelled."""
-    ctx = AppContext(store, task, speed)
+async def run_task(
+    store: Store, task: Task, app: App, speed: float, files: Optional[FileStore] = None, base_url: str = ""
+) -> None:
+    """Run ``app`` for ``task`` to its end: completed, failed, or cancelled.
+
+    ``files`` and ``base_url``: where output files go and the base of their URLs.
+    """
+    ctx = AppContext(store, task, speed, files, base_url)
     try:
         output = await app.run(ctx, dict(task.input))
     except asyncio.CancelledError:
@@ -263,6 +308,8 @@ async def run_task(store: Store, task: Task, app: App, speed: float) -> None:
         store.update(task, status=COMPLETED, logs=["Done"], output=output)
 
 
-def start(store: Store, task: Task, app: App, speed: float) -> None:
+def start(
+    store: Store, task: Task, app: App, speed: float, files: Optional[FileStore] = None, base_url: str = ""
+) -> None:
     """Start ``app`` for ``task`` on the running loop; the handle is ``task.runner``."""
-    task.runner = asyncio.get_running_loop().create_task(run_task(store, task, app, speed))
+    task.runner = asyncio.get_running_loop().create_task(run_task(store, task, app, speed, files, base_url))

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from ._app import RequestRecord, ServerState, create_app
 from ._conn import protocol_class
+from ._files import DEFAULT_MAX_FILE_BYTES, FileStore
 
 _GRACE = 2.0  # seconds a connection gets to finish on stop before it is cut
 
@@ -105,9 +106,13 @@ class LocalServer:
     see the package docstring), ``status_names`` (send lowercase status
     names instead of integer codes; v1 only), ``dialect`` ("v1": PROTOCOL.md;
     "hosted": HOSTED.md, where ``heartbeat`` is the seconds of silence before
-    a heartbeat object and ``retry_ms`` is unused). A bad fault spec or
-    dialect raises ``ValueError``; ``start()`` raises ``OSError`` when the
-    address cannot be bound.
+    a heartbeat object and ``retry_ms`` is unused), ``max_file_bytes`` (the
+    largest file ``POST /files`` and the upload take: 413 above it; default
+    512 MiB), ``files_url`` (the ``http://host:port`` put in the file URLs
+    handed out instead of the request's own, e.g. a proxy standing for
+    another host). A bad fault spec or dialect raises ``ValueError``;
+    ``start()`` raises ``OSError`` when the address cannot be bound. Stored
+    files live in a temporary directory deleted on ``stop()``.
     """
 
     def __init__(
@@ -122,6 +127,8 @@ class LocalServer:
         faults: Optional[Sequence[dict[str, Any]]] = None,
         status_names: bool = False,
         dialect: str = "v1",
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        files_url: Optional[str] = None,
     ) -> None:
         self.app = create_app(
             api_key=api_key,
@@ -131,6 +138,8 @@ class LocalServer:
             faults=faults,
             status_names=status_names,
             dialect=dialect,
+            max_file_bytes=max_file_bytes,
+            files_url=files_url,
         )
         self._state = cast(ServerState, self.app.state.infsh)
         self._dialect = dialect
@@ -225,6 +234,7 @@ class LocalServer:
         server.request_exit()
         thread.join(timeout)
         self._server = self._thread = None
+        cast(FileStore, self.app.state.files).close()
 
     def __enter__(self) -> LocalServer:
         return self.start()
@@ -254,6 +264,7 @@ def serve(
     status_names: bool = False,
     log_level: str = "info",
     dialect: str = "v1",
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> None:
     """Serve in the foreground on ``host:port`` until Ctrl-C (``infsh serve``).
 
@@ -269,6 +280,7 @@ def serve(
         faults=faults,
         status_names=status_names,
         dialect=dialect,
+        max_file_bytes=max_file_bytes,
     )
     state = cast(ServerState, app.state.infsh)
     config = _config(app, state, host=host, port=port, log_level=log_level)
@@ -277,3 +289,5 @@ def serve(
         asyncio.run(server.serve())
     except KeyboardInterrupt:  # uvicorn re-raises the captured Ctrl-C after shutdown
         pass
+    finally:
+        cast(FileStore, app.state.files).close()
