@@ -14,6 +14,8 @@ from ._errors import (
     Cancelled,
     ConflictError,
     ConnectionLost,
+    DownloadError,
+    FileTransferError,
     InferenceError,
     NotFoundError,
     ProtocolError,
@@ -23,6 +25,7 @@ from ._errors import (
     TaskCancelled,
     TaskFailed,
     TaskRejected,
+    UploadError,
     UsageError,
 )
 from ._stream import TaskStream
@@ -30,6 +33,7 @@ from ._version import __version__
 from ._watchdog import CancelToken
 from .agent import Agent, AgentStream
 from .client import Client, Settings, Tasks, inference
+from .files import File, Files, UploadedFile, download, save_outputs
 from .models import Done, Message, Progress, Reply, Task, TaskStatus, TaskUpdate, ToolCall
 
 _logging.getLogger("inferencesh").addHandler(_logging.NullHandler())
@@ -46,6 +50,10 @@ __all__ = [
     "ConflictError",
     "ConnectionLost",
     "Done",
+    "DownloadError",
+    "File",
+    "FileTransferError",
+    "Files",
     "InferenceError",
     "Message",
     "NotFoundError",
@@ -65,7 +73,11 @@ __all__ = [
     "TaskUpdate",
     "Tasks",
     "ToolCall",
+    "UploadError",
+    "UploadedFile",
     "UsageError",
     "__version__",
+    "download",
     "inference",
+    "save_outputs",
 ]

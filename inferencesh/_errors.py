@@ -17,7 +17,10 @@
     ├── Cancelled                       the ``CancelToken`` was cancelled
     ├── ConnectionLost                  reconnects exhausted (``task_id``, ``last_event_id``, ``status_code``)
     ├── ProtocolError                   the server broke PROTOCOL.md (no resume)
-    └── AgentError                      an agent turn ended ``failed``
+    ├── AgentError                      an agent turn ended ``failed``
+    └── FileTransferError               a file's bytes did not go or come (``url``, ``status_code``)
+        ├── UploadError                 the PUT to the upload URL failed
+        └── DownloadError               a download failed (``path``: where it was going)
 
 Messages are written for logs and never contain the API key.
 """
@@ -33,6 +36,8 @@ __all__ = [
     "Cancelled",
     "ConflictError",
     "ConnectionLost",
+    "DownloadError",
+    "FileTransferError",
     "InferenceError",
     "NotFoundError",
     "ProtocolError",
@@ -42,6 +47,7 @@ __all__ = [
     "TaskCancelled",
     "TaskFailed",
     "TaskRejected",
+    "UploadError",
     "UsageError",
 ]
 
@@ -282,3 +288,29 @@ class AgentError(InferenceError):
         self.chat_id = chat_id
         self.error = error
         super().__init__(f"agent turn in chat {chat_id} failed: {error or 'no error message'}")
+
+
+class FileTransferError(InferenceError):
+    """A file's bytes could not be sent or fetched, after the retries.
+
+    ``url`` is the address without its query (a pre-signed URL's query is a
+    credential); ``status_code`` is the HTTP status when the host answered
+    with an error, None for a network failure or a short body.
+    """
+
+    def __init__(self, message: str, *, url: str, status_code: Optional[int] = None) -> None:
+        self.url = url
+        self.status_code = status_code
+        super().__init__(message)
+
+
+class UploadError(FileTransferError):
+    """The ``PUT`` of a file's bytes to its upload URL failed."""
+
+
+class DownloadError(FileTransferError):
+    """A download failed; ``path`` is the file it was going to (nothing is left under that name)."""
+
+    def __init__(self, message: str, *, url: str, status_code: Optional[int] = None, path: str = "") -> None:
+        super().__init__(message, url=url, status_code=status_code)
+        self.path = path

@@ -21,8 +21,10 @@ from ._errors import UsageError, register_secret
 from ._sse import DEFAULT_MAX_EVENT_BYTES
 from ._stream import TaskStream, cancel_task, open_task_stream, read_task
 from ._transport import DEFAULT_BASE_URL, Transport, check_json, normalise_base_url, quote_id
+from ._upload import json_view, upload_input
 from ._watchdog import CancelToken, _Abort
 from .agent import Agent
+from .files import Files
 from .models import Task
 from .progress import _force_for, follow
 
@@ -130,7 +132,7 @@ def _run_body(config: Any) -> dict[str, Any]:
     elif not isinstance(body["setup"], Mapping):
         raise UsageError(f"config['setup'] must be a mapping, not {type(body['setup']).__name__}")
     body["input"] = dict(body["input"])
-    check_json(body, "config")
+    check_json(json_view(body), "config")  # files (File, pathlib.Path) are uploaded by run()
     return body
 
 
@@ -254,6 +256,11 @@ class Client(_many.ManyMixin):
         """The server's base URL, without a trailing slash."""
         return self.settings.base_url
 
+    @property
+    def files(self) -> Files:
+        """``client.files.upload(...)``: upload a file and get its ``UploadedFile`` (``uri``...)."""
+        return Files(self)
+
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
         return f"<inferencesh.Client base_url={self.base_url!r} api_key={key}>"
@@ -309,7 +316,10 @@ class Client(_many.ManyMixin):
         ``timeout`` is one total deadline in seconds from this call, over the
         POST, the reads, reconnects and backoff waits: ``StreamTimeout`` when it
         passes. ``cancel`` is a ``CancelToken``: ``Cancelled`` when it fires.
-        ``cancel_task_on_abort`` also cancels the task on the server after a
+        Files in the input (``File``, ``pathlib.Path``, nested included) are
+        uploaded first, under the same deadline, and replaced by their
+        ``uri``; strings are never taken for files (``UploadError`` when the
+        bytes cannot be sent). ``cancel_task_on_abort`` also cancels the task on the server after a
         timeout, a cancel or Ctrl-C. ``progress=True`` shows a live bar (tqdm:
         a widget in Jupyter, text on stderr in a terminal, nothing otherwise);
         ``progress="always"`` draws it even when stderr is not a terminal.
@@ -325,6 +335,7 @@ class Client(_many.ManyMixin):
             answer = self._transport.call_answer(
                 "POST", "/apps/run", scope=scope, body=body, headers={"Idempotency-Key": uuid.uuid4().hex}
             )
+            body = upload_input(self._transport, body, scope, cancel)
             task, dialect = read_task(answer, self.settings.dialect)
             if not task.app or task.input is None:  # the hosted run answer holds neither
                 given = body["input"] if task.input is None else task.input

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 import math
+import os
+from pathlib import Path
 from typing import Any, Optional, Union
 
 import attrs
@@ -350,6 +352,18 @@ class Task:
         """Return the task if it did not fail, get rejected or cancelled; else raise as ``output`` does."""
         self.output  # noqa: B018 - the property raises for failed and cancelled tasks
         return self
+
+    def save_outputs(self, directory: Union[str, os.PathLike[str]], *, progress: bool = False) -> dict[str, Path]:
+        """Download every http(s) file URL of the output (nested included) into ``directory``.
+
+        Returns ``{key: path}`` (``"image"``, ``"images[1]"``...); see
+        ``inferencesh.save_outputs``. Raises as ``output`` does for a failed,
+        rejected or cancelled task, ``UsageError`` for a name that would leave
+        the directory, ``DownloadError`` when a file cannot be fetched.
+        """
+        from .files import save_outputs
+
+        return save_outputs(self.output, directory, progress=progress)
 
     def to_wire(self) -> dict[str, Any]:
         """The Task JSON object of PROTOCOL.md, with ``status`` as its lowercase name."""
