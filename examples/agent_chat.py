@@ -1,8 +1,10 @@
 """The seed's agent example: stream an assistant's thinking and answer, and run its tools here.
 
-Talks to INFERENCE_BASE_URL when set (the agent from INFERENCE_AGENT, default
-``infsh/assistant@latest``), else to an embedded local server whose scripted
-assistant asks for ``get_weather`` when a message asks about the weather.
+Talks to the server ``_connect`` picks (the real service with INFERENCE_API_KEY,
+INFERENCE_BASE_URL when set; the agent from INFERENCE_AGENT, default
+``infsh/assistant@latest``), or with ``--local`` or no key to an embedded local
+server whose scripted assistant asks for ``get_weather`` when a message asks
+about the weather.
 """
 
 from __future__ import annotations

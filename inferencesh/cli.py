@@ -48,7 +48,7 @@ __all__ = [
 EPILOG = """exit codes:
   0    the task completed (or the command succeeded)
   1    the task failed
-  2    usage error (bad arguments, input that is not a JSON object)
+  2    usage error (bad arguments, input that is not a JSON object, a command's extra not installed)
   3    the task was cancelled
   4    timeout (--timeout passed; the task keeps running)
   5    API or connection error (unknown app or task, 401, server unreachable)
@@ -125,7 +125,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The modules each extra brings (setup.cfg), for the commands that need them.
+_EXTRA_MODULES: dict[str, tuple[str, ...]] = {
+    "server": ("starlette", "uvicorn", "sse_starlette", "PIL"),
+    "relay": ("waitress",),
+}
+
+
+def _missing_extra(command: str, extra: str) -> Optional[str]:
+    """The one line to print when a module of ``extra`` cannot be imported, else ``None``."""
+    for module in _EXTRA_MODULES[extra]:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return f'infsh {command} needs the {extra} extra: pip install "inferencesh[{extra}]"'
+    return None
+
+
 def _serve(args: argparse.Namespace) -> int:
+    missing = _missing_extra("serve", "server")
+    if missing:
+        print(missing, file=sys.stderr)
+        return EXIT_USAGE
     from .server import serve
 
     serve(host=args.host, port=args.port, api_key=args.api_key, speed=args.speed, dialect=args.dialect)
@@ -133,6 +154,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    missing = _missing_extra("demo", "server")
+    if missing:
+        print(missing, file=sys.stderr)
+        return EXIT_USAGE
     from ._demo import run_demo
 
     run_demo(args.prompt, args.out, flaky=args.flaky, speed=args.speed, dialect=args.dialect)
@@ -140,6 +165,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _relay(args: argparse.Namespace) -> int:
+    missing = _missing_extra("relay", "relay")
+    if missing:
+        print(missing, file=sys.stderr)
+        return EXIT_USAGE
     try:
         relay = importlib.import_module("inferencesh.relay")
     except ImportError as exc:

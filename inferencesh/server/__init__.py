@@ -124,7 +124,18 @@ and ``requests`` (records of every request: method, path, the
 
 from __future__ import annotations
 
-from ._app import RequestRecord, create_app
-from ._runner import LocalServer, serve
+#: The top-level modules of the ``server`` extra (and of what they bring), for the message below.
+_EXTRA_MODULES = frozenset({"starlette", "uvicorn", "sse_starlette", "PIL", "anyio", "h11"})
+
+try:
+    from ._app import RequestRecord, create_app
+    from ._runner import LocalServer, serve
+except ImportError as exc:  # the client-only install: say what to install, not where it failed
+    if (exc.name or "").partition(".")[0] not in _EXTRA_MODULES:
+        raise
+    raise ModuleNotFoundError(
+        f'inferencesh.server needs the server extra (no module named {exc.name!r}): pip install "inferencesh[server]"',
+        name=exc.name,
+    ) from None
 
 __all__ = ["LocalServer", "RequestRecord", "create_app", "serve"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -48,7 +49,12 @@ def test_agent_chat_example(server: LocalServer) -> None:
     env.pop("INFERENCE_AGENT", None)
     done = _run(env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == EXPECTED
+    notice, _, rest = done.stdout.partition("\n")
+    assert (
+        notice
+        == f"(using the local simulation server at {server.url}: unset INFERENCE_BASE_URL to use the real service)"
+    )
+    assert rest == EXPECTED
     turns = [r for r in server.requests if r.path == "/agents/run"]
     assert len(turns) == 2 and all(r.authorization == "Bearer example-key" for r in turns)
     assert any(r.path.startswith("/tools/") and r.status == 200 for r in server.requests)
@@ -58,4 +64,7 @@ def test_agent_chat_example_without_a_configured_server() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFERENCE_")}
     done = _run(env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == EXPECTED
+    notice, _, rest = done.stdout.partition("\n")
+    hint = "set INFERENCE_API_KEY to use the real service"
+    assert re.fullmatch(rf"\(using the local simulation server at http://127\.0\.0\.1:\d+: {hint}\)", notice), notice
+    assert rest == EXPECTED

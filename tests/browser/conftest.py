@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
+
+pytest.importorskip("playwright", reason="the browser extra: pip install -e '.[browser]'")
+pytest.importorskip("waitress", reason="the relay extra: pip install -e '.[relay]'")
+
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from inferencesh import Client

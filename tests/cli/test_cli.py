@@ -205,6 +205,7 @@ def _free_port() -> int:
 
 
 def test_relay_serves_with_the_key_kept_server_side(env: dict[str, str], server: LocalServer) -> None:
+    pytest.importorskip("waitress", reason="the relay extra: pip install -e '.[relay]'")
     port = _free_port()
     process = start(["relay", "--port", str(port), "--upstream", server.url], env)
     assert process.stderr is not None

@@ -11,6 +11,9 @@ import pytest
 
 from inferencesh.server import LocalServer
 
+for _module in ("nbclient", "nbformat", "ipykernel"):
+    pytest.importorskip(_module, reason="the notebook extra: pip install -e '.[notebook]'")
+
 pytestmark = pytest.mark.notebook
 
 KEY = "inf_notebook_key"

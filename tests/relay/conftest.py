@@ -8,6 +8,8 @@ from typing import Any, Callable
 
 import pytest
 
+pytest.importorskip("waitress", reason="the relay extra: pip install -e '.[relay]'")
+
 from inferencesh import Client
 from inferencesh.relay import Relay, RelayServer, make_relay, site
 from inferencesh.server import LocalServer
