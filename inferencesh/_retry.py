@@ -62,14 +62,19 @@ def retry_policy(
     backoff_max: float,
     max_retry_delay: float,
     server_delay: Callable[[], Optional[float]] = lambda: None,
+    max_delay: Optional[float] = None,
 ) -> tenacity.Retrying:
     """Retry ``Retryable`` failures up to ``attempts`` attempts in all, waiting
     max(server delay, exponential backoff with jitter), sleeping on the scope so
-    that a timeout or cancel cuts the wait short."""
+    that a timeout or cancel cuts the wait short; with ``max_delay`` (seconds),
+    no attempt starts after that long since the first."""
+    # A scope that fired (timeout, cancel, close) ends the retries at once: no attempt after it.
+    stop = tenacity.stop_after_attempt(attempts) | tenacity.stop_when_event_set(scope.fired_event)
+    if max_delay is not None:
+        stop = stop | tenacity.stop_before_delay(max_delay)
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(Retryable),
-        # A scope that fired (timeout, cancel, close) ends the retries at once: no attempt after it.
-        stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_when_event_set(scope.fired_event),
+        stop=stop,
         wait=_BackoffWait(
             tenacity.wait_exponential(multiplier=backoff_initial, max=backoff_max)
             + tenacity.wait_random(0, backoff_initial),

@@ -14,7 +14,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._dialects import V1Reader, pick
-from ._errors import ConflictError, ProtocolError
+from ._errors import ConflictError, ProtocolError, UsageError
 from ._hosted import HostedTaskReader, looks_hosted
 from ._iterator import FeedIterator, once
 from ._resume import Feed, follow
@@ -256,6 +256,26 @@ class TaskStream(FeedIterator[TaskUpdate]):
     def final_task(self) -> Optional[Task]:
         """The ``Task`` fetched when a resumed stream found the task already finished, else None."""
         return self._record.final_task
+
+    def raise_for_status(self) -> TaskStream:
+        """Return the stream if its task completed; else raise what says how it ended.
+
+        ``TaskFailed`` / ``TaskRejected`` / ``TaskCancelled`` when the task ended
+        so; ``UsageError`` when the stream has not reached a terminal status
+        (still being read, closed, or left by ``break``).
+        """
+        result = self._record.result
+        if result is not None:
+            status, output, error = result.status, result.output, result.error
+        elif self._record.final_task is not None:
+            task = self._record.final_task
+            status, output, error = task.status, task.raw_output, task.error
+        else:
+            seen = self._record.status
+            where = f"the last status seen is {seen.value}" if seen is not None else "no update was seen"
+            raise UsageError(f"the stream of task {self._task_id} has not reached a terminal status ({where})")
+        Task(self._task_id, "", status, raw_output=output, error=error).raise_for_status()
+        return self
 
     # -- control ----------------------------------------------------------
 

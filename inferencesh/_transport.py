@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, Callable, Optional
 from urllib.parse import quote, urlsplit
 
@@ -127,9 +128,16 @@ def check_json(value: Any, what: str) -> None:
 
 
 def quote_id(value: str, what: str = "id") -> str:
-    """URL-quote an opaque id for a path segment (PROTOCOL.md: the client URL-quotes it)."""
+    """URL-quote an opaque id for a path segment (PROTOCOL.md: the client URL-quotes it).
+
+    Raises ``UsageError`` before anything is sent for what cannot be an id: not a
+    string, empty, ``.`` or ``..``, or holding a slash, a backslash, whitespace or
+    a control character (``a/b``, ``../../etc/passwd``, a pasted newline).
+    """
     if not isinstance(value, str) or not value:
         raise UsageError(f"{what} must be a non-empty string, not {value!r}")
+    if value in (".", "..") or any(ch in "/\\" or ch.isspace() or not ch.isprintable() for ch in value):
+        raise UsageError(f"{what} {value[:80]!r} is not an id (no slashes, dots alone, spaces or control characters)")
     return quote(value, safe="")
 
 
@@ -166,6 +174,7 @@ class Transport:
         self.session.headers["User-Agent"] = USER_AGENT
         if api_key:
             self.session.auth = _BearerAuth(api_key)
+        self._warn_no_key = not api_key
 
     def __repr__(self) -> str:
         return f"Transport(base_url={self.base_url!r})"
@@ -189,7 +198,11 @@ class Transport:
         self.session.mount("https://", adapter)
 
     def policy(
-        self, scope: _Abort, server_delay: Callable[[], Optional[float]] = lambda: None, attempts: Optional[int] = None
+        self,
+        scope: _Abort,
+        server_delay: Callable[[], Optional[float]] = lambda: None,
+        attempts: Optional[int] = None,
+        max_delay: Optional[float] = None,
     ) -> tenacity.Retrying:
         return retry_policy(
             attempts=(self.max_retries + 1) if attempts is None else attempts,
@@ -198,6 +211,7 @@ class Transport:
             backoff_max=self.backoff_max,
             max_retry_delay=self.max_retry_delay,
             server_delay=server_delay,
+            max_delay=max_delay,
         )
 
     def _timeout(self, scope: _Abort, read: float) -> tuple[float, float]:
@@ -218,6 +232,9 @@ class Transport:
     ) -> requests.Response:
         """One HTTP exchange; network failures become ``Retryable``, error statuses ``APIError`` or ``Retryable``."""
         scope.check()
+        if self._warn_no_key:
+            self._warn_no_key = False
+            log.warning("no API key: requests to %s go without Authorization (set INFERENCE_API_KEY)", self.base_url)
         data = None if body is None else json.dumps(body, separators=(",", ":"))
         try:
             with scope.bound():
@@ -320,11 +337,15 @@ class Transport:
     ) -> tuple[Any, Optional[str]]:
         """``call``, with the dialect the answer's envelope shows ("hosted", "v1" or None: cannot tell)."""
         attempts = (self.max_retries + 1) if retry else 1
+        # request_timeout bounds the whole call, its retries included (a server that accepts and never
+        # answers costs request_timeout, not (max_retries + 1) × request_timeout).
+        ends = time.monotonic() + self.request_timeout
         try:
-            for attempt in self.policy(scope, attempts=attempts):
+            for attempt in self.policy(scope, attempts=attempts, max_delay=self.request_timeout):
                 with attempt:
+                    read = max(0.001, min(self.request_timeout, ends - time.monotonic()))
                     try:
-                        response = self.send(method, path, scope=scope, body=body, headers=headers)
+                        response = self.send(method, path, scope=scope, body=body, headers=headers, read_timeout=read)
                     except ConflictError:
                         if retried_conflict is None or attempt.retry_state.attempt_number == 1:
                             raise

@@ -311,6 +311,7 @@ class Client(_many.ManyMixin):
           when the task failed or was cancelled (``task.raise_for_status()``
           raises them at once);
         * ``wait=False``: returns the ``Task`` as accepted (``id``, ``status``);
+          with ``stream=True`` or ``progress`` it is a ``UsageError``;
         * ``stream=True``: returns a ``TaskStream`` of ``TaskUpdate`` objects.
 
         ``timeout`` is one total deadline in seconds from this call, over the
@@ -330,12 +331,14 @@ class Client(_many.ManyMixin):
         """
         body = _run_body(config)
         force = _force_for(progress)
+        if not wait and (stream or progress):
+            raise UsageError("wait=False returns at once: it cannot be combined with stream=True or progress")
         scope = _Abort(timeout, cancel)
         try:
+            body = upload_input(self._transport, body, scope, cancel)
             answer = self._transport.call_answer(
                 "POST", "/apps/run", scope=scope, body=body, headers={"Idempotency-Key": uuid.uuid4().hex}
             )
-            body = upload_input(self._transport, body, scope, cancel)
             task, dialect = read_task(answer, self.settings.dialect)
             if not task.app or task.input is None:  # the hosted run answer holds neither
                 given = body["input"] if task.input is None else task.input

@@ -88,7 +88,20 @@ def test_bad_task_ids_are_usage_errors(client: Client, bad: object) -> None:
 
 def test_task_ids_are_url_quoted(server: LocalServer, client: Client) -> None:
     with pytest.raises(inferencesh.NotFoundError):
-        client.tasks.get("../apps/run?x=1")
-    # The server saw one (decoded) path segment under /tasks/, not a trip to /apps/run.
+        client.tasks.get("..?x=1#y%2F")
+    # The server saw one (decoded) path segment under /tasks/, its query and fragment characters quoted.
     assert server.requests[-1].method == "GET"
-    assert server.requests[-1].path == "/tasks/../apps/run?x=1"
+    assert server.requests[-1].path == "/tasks/..?x=1#y%2F"
+
+
+@pytest.mark.parametrize("bad", ["a/b", "../../etc/passwd", "..", ".", "a b", "tsk_1\n", "x\\y"])
+def test_what_cannot_be_an_id_is_refused_before_anything_is_sent(
+    server: LocalServer, client: Client, bad: str
+) -> None:
+    server.clear_requests()
+    for call in (client.tasks.get, client.tasks.cancel, client.tasks.stream):
+        with pytest.raises(inferencesh.UsageError, match="not an id"):
+            call(bad)
+    with pytest.raises(inferencesh.UsageError):
+        client.agent("infsh/assistant@latest").submit_tool_result(bad, "x")
+    assert server.requests == []
