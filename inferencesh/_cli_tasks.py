@@ -164,6 +164,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     with make_client(args) as client:
         return _finish(client, args.task_id, deadline, args, live=True)
+    if args.json and args.stream:
+        raise UsageError("--json prints the updates as JSON and --stream draws them for people: choose one")
 
 
 def cmd_get(args: argparse.Namespace) -> int:
@@ -216,8 +218,8 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"seconds must be >= 0: {text!r}")
+    if not value > 0 or value == float("inf"):  # 0 would time out at once: refused, not obeyed
+        raise argparse.ArgumentTypeError(f"seconds must be a number > 0: {text!r}")
     return value
 
 

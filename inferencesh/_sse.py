@@ -28,6 +28,7 @@ that is not UTF-8.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from typing import Optional
 
@@ -42,6 +43,11 @@ DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024
 _RETRY_DIGITS = 15
 _MAX_RETRY_MS = 10**_RETRY_DIGITS - 1  # a ``retry`` with more digits counts as this (31,700 years)
 _BOM = b"\xef\xbb\xbf"
+
+# sseclient-py logs every event at DEBUG on the logger of its subclass's module (this one): quiet it, so
+# that ``infsh --verbose`` (DEBUG on "inferencesh") shows requests and reconnects, not one line per event.
+# Whoever wants the lines back sets this logger's level again.
+logging.getLogger(__name__).setLevel(logging.WARNING)
 
 
 @attrs.frozen

@@ -102,6 +102,11 @@ def test_a_timeout_exits_4_and_leaves_the_task_running(env: dict[str, str], clie
         ["run", "infsh/echo", "--input-file", "/nonexistent/input.json"],
         ["run", "infsh/echo", "--input", "{}", "--input-file", "-"],
         ["run", "infsh/echo", "--timeout", "soon"],
+        ["run", "infsh/echo", "--timeout", "0"],
+        ["run", "infsh/echo", "--json", "--stream"],
+        ["get", "a/b"],
+        ["cancel", "../../etc/passwd"],
+        ["stream", "tsk 1"],
         ["run"],
         ["stream", "tsk_1", "--last-event-id", "-1"],
         ["frobnicate"],
@@ -185,6 +190,13 @@ def test_verbose_logs_requests_but_never_the_key(env: dict[str, str]) -> None:
     assert SECRET not in done.stdout + done.stderr
     done = infsh(["run", "infsh/echo", "-v"], env)  # also after the command name
     assert "DEBUG" in done.stderr and SECRET not in done.stdout + done.stderr
+
+
+def test_verbose_does_not_log_every_event(env: dict[str, str]) -> None:
+    done = infsh(["--verbose", "run", "infsh/count", "--input", '{"n": 200}', "--stream"], env)
+    assert done.returncode == 0, done.stderr
+    assert "Dispatching" not in done.stderr  # sseclient-py's line per event
+    assert len(done.stderr.splitlines()) < 100  # requests and reconnects, not 200 events
 
 
 def test_the_infsh_script_is_installed(env: dict[str, str]) -> None:
