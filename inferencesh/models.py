@@ -248,8 +248,9 @@ class TaskUpdate:
     status: TaskStatus
     progress: Optional[Progress] = None
     logs: tuple[str, ...] = ()
-    partial_output: Any = None
-    output: Any = None
+    # JSON values (dicts, lists) are compared but not hashed, so every update is hashable.
+    partial_output: Any = attrs.field(default=None, hash=False)
+    output: Any = attrs.field(default=None, hash=False)
     error: Optional[str] = None
     timestamp: Optional[str] = None
 
@@ -324,8 +325,8 @@ class Task:
     id: str
     app: str
     status: TaskStatus
-    input: Any = None
-    raw_output: Any = None
+    input: Any = attrs.field(default=None, hash=False)
+    raw_output: Any = attrs.field(default=None, hash=False)
     error: Optional[str] = None
     logs: tuple[str, ...] = ()
     progress: Optional[Progress] = None
@@ -423,7 +424,7 @@ class ToolCall:
 
     id: str
     name: str
-    args: Any = attrs.field(factory=dict)
+    args: Any = attrs.field(factory=dict, hash=False)
     event_id: Optional[int] = None
 
 

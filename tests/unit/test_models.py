@@ -545,3 +545,13 @@ def test_to_wire_round_trips_a_task() -> None:
     task = Task.from_wire(wire)
     assert task.to_wire() == wire
     assert Task.from_wire(task.to_wire()) == task
+
+
+def test_real_updates_tasks_and_tool_calls_with_json_values_are_hashable() -> None:
+    update = TaskUpdate("t", 1, TaskStatus.COMPLETED, partial_output={"response": "a"}, output={"image": [1, 2]})
+    task = Task("t", "app", TaskStatus.COMPLETED, input={"prompt": "x"}, raw_output={"image": "u"})
+    call = ToolCall("c1", "get_weather", {"city": "Paris"})
+    reply = Reply("chat", "m1", "text", "", "completed", (call,))
+    for value in (update, task, call, reply):
+        assert {value: 1}[attrs.evolve(value)] == 1
+    assert attrs.evolve(update, output={"image": [1, 3]}) != update  # still compared by value
