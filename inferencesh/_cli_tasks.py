@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from ._errors import InferenceError, UsageError
 from .client import Client, inference
+from .files import File, save_outputs
 from .models import TaskStatus, TaskUpdate
 from .progress import _abort_reason, _Bar
 
@@ -38,7 +39,9 @@ def make_client(args: argparse.Namespace) -> Client:
 def read_input(args: argparse.Namespace) -> dict[str, Any]:
     """The task input from ``--input JSON`` or ``--input-file FILE`` (``-``: stdin); ``{}`` without either.
 
-    Raises ``UsageError`` when it cannot be read or is not a JSON object.
+    A string value ``"@path"`` (nested included) becomes a ``File``: the run uploads it and sends its
+    URL; ``"@@x"`` is the text ``"@x"``. Raises ``UsageError`` when the input cannot be read, is not a
+    JSON object, or names a file that is not there.
     """
     if args.input_file is not None:
         try:
@@ -60,6 +63,25 @@ def read_input(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(f"{where} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise UsageError(f'{where} must be a JSON object like {{"prompt": "..."}}, not {type(value).__name__}')
+    return dict(_file_values(value))
+
+
+def _file_values(value: Any) -> Any:
+    """The input with each ``"@path"`` string (nested included) as a ``File`` to upload; ``"@@x"`` is ``"@x"``.
+
+    Raises ``UsageError`` when a named file is not there.
+    """
+    if isinstance(value, str) and value.startswith("@"):
+        if value.startswith("@@"):
+            return value[1:]
+        file = File(value[1:]) if value[1:] else None
+        if file is None or file.path is None or not file.path.is_file():
+            raise UsageError(f"no such file for {value!r} (write @@ for a value that starts with @)")
+        return file
+    if isinstance(value, dict):
+        return {key: _file_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_file_values(item) for item in value]
     return value
 
 
@@ -125,9 +147,13 @@ def _finish(client: Client, task_id: str, deadline: Optional[float], args: argpa
     if final is None and task is None:  # the stream ended without the terminal update: ask
         task = client.tasks.get(task_id, timeout=_remaining(deadline))
     status = final.status if final is not None else task.status if task is not None else TaskStatus.UNKNOWN
+    output = final.output if final is not None else task.raw_output if task is not None else None
+    if status is TaskStatus.COMPLETED and getattr(args, "save", None):
+        for key, path in save_outputs(output, args.save, progress=sys.stderr.isatty()).items():
+            print(f"saved {key}: {path}", file=sys.stderr, flush=True)
     if not args.json:
         if status is TaskStatus.COMPLETED:
-            _print_output(final.output if final is not None else task.raw_output if task is not None else None)
+            _print_output(output)
         elif status is TaskStatus.FAILED:
             error = final.error if final is not None else task.error if task is not None else None
             print(f"task {task_id} failed: {error or 'no error message'}", file=sys.stderr)
@@ -138,6 +164,8 @@ def _finish(client: Client, task_id: str, deadline: Optional[float], args: argpa
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``infsh run APP``: start a task and follow it; Ctrl-C cancels it on the server."""
+    if args.json and args.stream:
+        raise UsageError("--json prints the updates as JSON and --stream draws them for people: choose one")
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     config = {"app": args.app, "input": read_input(args)}
     with make_client(args) as client:
@@ -164,8 +192,6 @@ def cmd_stream(args: argparse.Namespace) -> int:
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     with make_client(args) as client:
         return _finish(client, args.task_id, deadline, args, live=True)
-    if args.json and args.stream:
-        raise UsageError("--json prints the updates as JSON and --stream draws them for people: choose one")
 
 
 def cmd_get(args: argparse.Namespace) -> int:
@@ -188,8 +214,14 @@ def add_task_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     run.add_argument("app", metavar="APP", help="the app, e.g. infsh/flux-schnell")
     given = run.add_mutually_exclusive_group()
     given.add_argument("--input", metavar="JSON", help='the input as a JSON object, e.g. \'{"prompt": "a fox"}\'')
-    given.add_argument("--input-file", metavar="FILE", help="read the input JSON from FILE ('-': stdin)")
+    given.add_argument(
+        "--input-file",
+        metavar="FILE",
+        help="read the input JSON from FILE ('-': stdin); in either, a value \"@path\" uploads that file "
+        "and sends its URL (\"@@x\": the text \"@x\")",
+    )
     run.add_argument("--stream", action="store_true", help="show statuses, logs and a progress bar live")
+    run.add_argument("--save", metavar="DIR", default=None, help="save the output's files (http(s) URLs) into DIR")
     _timeout_and_json(run)
     run.set_defaults(handler=cmd_run)
 

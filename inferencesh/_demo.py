@@ -2,15 +2,15 @@
 
 It starts ``LocalServer`` on a free loopback port, runs ``infsh/flux-schnell``
 through the public client with ``stream=True``, shows each status change, the
-log lines and a live progress bar as they arrive, saves the PNG the task
-produced and prints its path. ``--flaky`` injects connection drops (a clean
+log lines and a live progress bar as they arrive, then downloads the PNG the
+task produced (its output is the image's URL on the local server, as the
+hosted service answers) with ``inferencesh.download`` and prints its path. ``--flaky`` injects connection drops (a clean
 close, a reset and a cut in the middle of an event) and the screen says when
 the client reconnects; the PNG is the same.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import sys
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any, Optional, TextIO
 from tqdm import tqdm
 
 from .client import inference
+from .files import download
 from .models import TaskStatus
 
 FLAKY_FAULTS: list[dict[str, Any]] = [
@@ -33,14 +34,6 @@ class _TqdmHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         tqdm.write(f"  ↻ {record.getMessage()}", file=sys.stderr)
-
-
-def decode_data_url(url: str) -> bytes:
-    """The bytes of a ``data:<type>;base64,<data>`` URL (``ValueError`` otherwise)."""
-    head, sep, data = url.partition(",")
-    if not sep or not head.startswith("data:") or not head.endswith(";base64"):
-        raise ValueError("not a base64 data URL")
-    return base64.b64decode(data, validate=True)
 
 
 def run_demo(
@@ -95,7 +88,7 @@ def run_demo(
             if result is None or result.status is not TaskStatus.COMPLETED:
                 error = result.error if result is not None else "stream ended early"
                 raise SystemExit(f"task did not complete: {error}")
-            target.write_bytes(decode_data_url(result.output["image"]))
+            download(result.output["image"], target)
             print(f"Done in {updates.duration:.1f} s; image saved to {target}", file=stream)
     finally:
         logger.removeHandler(handler)
