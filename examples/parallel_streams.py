@@ -27,4 +27,4 @@ with connect() as client:
         if isinstance(result, Exception):
             print(f"{name}: {type(result).__name__}: {result}")
         else:
-            print(f"{name}: {result.status}, image of {len(result.output['image'])} characters")
+            print(f"{name}: {result.status}, image at {result.output['image']}")

@@ -23,7 +23,7 @@ EXPECTED = {
         "Status: received",
         "Status: running",
         "Status: completed",
-        "Output: {'image': 'data:image/png",
+        "Output: {'image': 'http://127.0.0.1:",  # the PNG's URL on the local server, as the hosted service
     ],
     "update_types.py": [
         "progress 1/8 (12%)",

@@ -88,7 +88,7 @@ def test_image_info_round_trip(client: Client, tmp_path: Path) -> None:
     jpeg = File(data=_jpeg(), filename="photo.jpg")
     assert client.run({"app": "infsh/image-info", "input": {"image": jpeg}}).output["format"] == "JPEG"
     with pytest.raises(inferencesh.TaskFailed, match="not a file uploaded to this server"):
-        client.run({"app": "infsh/image-info", "input": {"image": "https://example.com/cat.png"}}).output
+        client.run({"app": "infsh/image-info", "input": {"image": "https://example.com/cat.png"}}).raise_for_status()
 
 
 def _jpeg() -> bytes:

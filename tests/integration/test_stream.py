@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import gc
 import io
 
 import pytest
 from PIL import Image
+import requests
 
 import inferencesh
 from inferencesh import Client, TaskStatus, TaskUpdate
@@ -37,7 +37,7 @@ def test_stream_yields_typed_updates_in_order(client: Client) -> None:
     assert [str(s) for s in seen] == FLOW
     last = updates[-1]
     assert last.is_terminal and last.status == "completed" and last.status is TaskStatus.COMPLETED
-    image = Image.open(io.BytesIO(base64.b64decode(last.output["image"].split(",", 1)[1])))
+    image = Image.open(io.BytesIO(requests.get(last.output["image"], timeout=10).content))
     assert image.format == "PNG"
     running = [u for u in updates if u.status == "running"]
     assert any(u.progress is not None and 0.0 < u.progress.fraction <= 1.0 for u in running)

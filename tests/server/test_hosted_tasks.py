@@ -73,7 +73,7 @@ def test_task_dto_holds_history_and_log_records(server: LocalServer) -> None:
     result = run(server.url, "infsh/flux-schnell", {"prompt": "a lake", "steps": 5})
     task = wait_terminal(server.url, result["id"])
     assert set(task) == DTO_KEYS and task["app_id"] == "infsh/flux-schnell"
-    assert task["output"]["image"].startswith("data:image/png;base64,")
+    assert task["output"]["image"].startswith(server.url + "/files/") and task["output"]["image"].endswith(".png")
     assert [event["status"] for event in task["events"]] == [1, 2, 3, 4, 5, 6, 7, 9, 10]
     for event in task["events"]:
         assert set(event) == {"id", "event_time", "status"}

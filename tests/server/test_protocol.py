@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import time
@@ -77,8 +76,8 @@ def test_flux_visits_every_status_in_order_and_makes_a_png(server: LocalServer) 
     final = updates[-1]
     assert final["status"] == 10 and final["error"] is None
     url = final["output"]["image"]
-    assert url.startswith("data:image/png;base64,")
-    png = base64.b64decode(url.split(",", 1)[1])
+    assert url.startswith(server.url + "/files/")  # as the hosted service, a URL; public: no key
+    png = requests.get(url, timeout=10).content
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     image = Image.open(io.BytesIO(png))
     image.load()
@@ -88,8 +87,9 @@ def test_flux_visits_every_status_in_order_and_makes_a_png(server: LocalServer) 
     other = run(server.url, "infsh/flux-schnell", {"prompt": "A cat", "steps": 4})
     same = wait_terminal(server.url, again["id"])["output"]["image"]
     different = wait_terminal(server.url, other["id"])["output"]["image"]
-    assert hashlib.sha256(same.encode()).digest() == hashlib.sha256(url.encode()).digest()
-    assert different != url
+    assert same != url  # a file of its own for each task...
+    assert hashlib.sha256(requests.get(same, timeout=10).content).digest() == hashlib.sha256(png).digest()
+    assert requests.get(different, timeout=10).content != png  # ...with the same bytes for the same prompt
 
 
 def test_logs_are_only_new_lines_and_task_has_them_all(server: LocalServer) -> None:
