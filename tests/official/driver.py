@@ -18,7 +18,7 @@ FLUX = {"app": "infsh/flux-schnell@abc1", "input": {"prompt": "a calm lake at da
 
 def run_and_wait(client: Any) -> Any:
     result = client.run(FLUX)
-    return {"status": result["status"], "id": result["id"], "image": str(result["output"]["image"])[:22]}
+    return {"status": result["status"], "id": result["id"], "image": str(result["output"]["image"])}
 
 
 def stream(client: Any) -> Any:
@@ -30,7 +30,7 @@ def stream(client: Any) -> Any:
         "statuses": [u["status"] for u in updates],
         "logs": [record["content"] for u in updates for record in (u["logs"] or [])],
         "final_logs": [record["content"] for record in (last["logs"] or [])],
-        "image": str((last["output"] or {}).get("image", ""))[:22],
+        "image": str((last["output"] or {}).get("image", "")),
     }
 
 
@@ -76,11 +76,46 @@ def agent(client: Any) -> Any:
     }
 
 
+def _png(width: int, height: int) -> bytes:
+    """A tiny PNG made without Pillow (the official SDK's venv has none): one grey row per line."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def upload(client: Any) -> Any:
+    """``upload_file`` of bytes, then of a path; each ``uri`` is a file ``infsh/image-info`` reads."""
+    from inferencesh import UploadFileOptions
+
+    given = client.upload_file(_png(21, 8), UploadFileOptions(filename="grey.png", content_type="image/png"))
+    info = client.run({"app": "infsh/image-info@1", "input": {"image": given["uri"]}})["output"]
+    path = "from-disk.png"
+    with open(path, "wb") as out:
+        out.write(_png(3, 4))
+    from_path = client.upload_file(path)
+    # Its run() uploads an input string that names an existing file, and sends the uri instead.
+    auto = client.run({"app": "infsh/image-info@1", "input": {"image": path}})
+    return {
+        "uploaded": {k: given.get(k) for k in ("uri", "filename", "content_type", "size")},
+        "info": info,
+        "from_path": {k: from_path.get(k) for k in ("filename", "content_type", "size")},
+        "auto_input": auto["input"]["image"] if auto.get("input") else None,
+        "auto": auto["output"],
+    }
+
+
 SCENARIOS: dict[str, Callable[[Any], Any]] = {
     "run": run_and_wait,
     "stream": stream,
     "cancel": cancel,
     "agent": agent,
+    "upload": upload,
 }
 
 
