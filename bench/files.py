@@ -64,7 +64,8 @@ class Peak:
         self._sample()
 
     def report(self, size: int) -> dict[str, Any]:
-        client, server = ({"baseline_mb": s / MB, "peak_growth_mb": (p - s) / MB} for s, p in zip(self.start, self.peak))
+        pairs = zip(self.start, self.peak)
+        client, server = ({"baseline_mb": s / MB, "peak_growth_mb": (p - s) / MB} for s, p in pairs)
         return {"seconds": self.seconds, "mb_per_s": size / MB / self.seconds, "client": client, "server": server}
 
 

@@ -317,10 +317,8 @@ class Client(_many.ManyMixin):
         ``timeout`` is one total deadline in seconds from this call, over the
         POST, the reads, reconnects and backoff waits: ``StreamTimeout`` when it
         passes. ``cancel`` is a ``CancelToken``: ``Cancelled`` when it fires.
-        Files in the input (``File``, ``pathlib.Path``, nested included) are
-        uploaded first, under the same deadline, and replaced by their
-        ``uri``; strings are never taken for files (``UploadError`` when the
-        bytes cannot be sent). ``cancel_task_on_abort`` also cancels the task on the server after a
+        Files in the input (``File``, ``pathlib.Path``, nested) are uploaded first and replaced by their
+        ``uri`` (``UploadError``). ``cancel_task_on_abort`` also cancels the task on the server after a
         timeout, a cancel or Ctrl-C. ``progress=True`` shows a live bar (tqdm:
         a widget in Jupyter, text on stderr in a terminal, nothing otherwise);
         ``progress="always"`` draws it even when stderr is not a terminal.

@@ -82,7 +82,7 @@ def test_upload_file_and_the_auto_upload_of_run(drive: Drive, hosted_url: str) -
     assert uploaded["uri"].startswith(hosted_url + "/files/") and uploaded["uri"].endswith("/grey.png")
     assert (uploaded["filename"], uploaded["content_type"]) == ("grey.png", "image/png")
     assert got["info"] == {"width": 21, "height": 8, "format": "PNG"}
-    assert got["from_path"] == {"filename": "from-disk.png", "content_type": "image/png", "size": got["from_path"]["size"]}
+    assert got["from_path"]["filename"] == "from-disk.png" and got["from_path"]["content_type"] == "image/png"
     assert got["from_path"]["size"] > 0
     assert got["auto"] == {"width": 3, "height": 4, "format": "PNG"}
     assert got["auto_input"] is None or got["auto_input"].startswith(hosted_url + "/files/")
