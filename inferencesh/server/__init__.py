@@ -30,12 +30,19 @@ says where it chose something HOSTED.md leaves open.
 
 Built-in apps (every delay divided by ``speed``): ``infsh/echo``,
 ``infsh/flux-schnell`` (``{"prompt", "steps"?}``: the whole status flow, a
-real PNG), ``infsh/sleep`` (``{"seconds"}``, cancellable), ``infsh/fail``
+real PNG, answered as its URL on this server), ``infsh/image-info``
+(``{"image": <URL of an uploaded file>}``: its width, height and format), ``infsh/sleep`` (``{"seconds"}``, cancellable), ``infsh/fail``
 (``{"message"?}``), ``infsh/count`` (``{"n"}``: n updates at full speed),
 ``infsh/llm`` (``{"prompt", "reasoning"?}``: its answer streamed word by
 word: ``delta`` events in the hosted dialect, ``partial_output`` previews in
 v1). In the hosted dialect, ``infsh/flux-schnell`` logs a tqdm-style line
 per step and the apps' logs say they are simulations.
+
+Files, both dialects (``_files``): ``POST /files`` (with the key) answers
+each file's ``uri`` and ``upload_url``; ``PUT /uploads/<token>`` (no key: the
+token is the credential, as a pre-signed URL's) takes the bytes, streamed to
+a temporary directory; ``GET /files/<id>/<name>`` (no key, ``Range``) serves
+them; 413 above ``max_file_bytes``.
 
 Built-in agent: ``infsh/assistant`` (any ``@version``), a deterministic
 scripted assistant (``_assistant``): it thinks in two chunks, then answers
