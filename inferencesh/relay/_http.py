@@ -105,8 +105,10 @@ class Cors:
     Credentials are never allowed: the relay needs no cookies.
     """
 
-    METHODS = "GET, POST, OPTIONS"
-    ALLOW_HEADERS = "Content-Type, Last-Event-ID, Idempotency-Key"
+    METHODS = "GET, POST, PUT, DELETE, OPTIONS"
+    ALLOW_HEADERS = (
+        "Content-Type, Last-Event-ID, Idempotency-Key, x-inf-target-url, X-Client-Source, X-API-Version, Accept"
+    )
 
     def __init__(self, origins: Iterable[str]) -> None:
         if isinstance(origins, str):

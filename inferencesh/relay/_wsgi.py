@@ -11,6 +11,10 @@ Routes, relative to wherever it is mounted (``SCRIPT_NAME``):
                             the browser's ``Last-Event-ID``
 ``POST /cancel?taskId=ID``  upstream ``POST /tasks/{id}/cancel``; answers its
                             ``{"data": Task}`` (409 once the task had ended)
+``/proxy`` with             the official JavaScript SDK's ``proxyUrl``: GET,
+``x-inf-target-url``        POST, PUT or DELETE forwarded to that target on the
+(or ``?__inf_target=``)     upstream with the key, the answer relayed as it
+                            arrives (``_forward``)
 ==========================  ==================================================
 
 In the Task answers of ``/proxy`` and ``/cancel`` the ``status`` is given as
@@ -34,6 +38,7 @@ from .._stream import read_task
 from .._transport import quote_id
 from ..client import Client
 from ..models import TaskStatus, TaskUpdate
+from ._forward import Forwarder, wants_forwarding
 from ._http import BASE_HEADERS, Cors, header, read_body, respond_json, respond_problem, status_line, upstream_refusal
 from ._pump import EventPump, Gauge
 from ._validate import (
@@ -71,7 +76,10 @@ class Relay:
     between checks for a gone browser where the server can tell; 0.1),
     ``drop_after`` (end each stream response after that many events; the
     browser resumes with ``Last-Event-ID``: for tests, or to stay under a
-    proxy's response-length limit). Raises ``UsageError`` for bad options.
+    proxy's response-length limit), ``allowed_hosts`` (origins besides the
+    upstream that ``/proxy`` may forward the JavaScript SDK's calls to, as
+    ``https://host[:port]`` or ``host[:port]``; none by default). Raises
+    ``UsageError`` for bad options.
     Thread-safe; serve it with a threaded WSGI server (one thread per open
     stream); with waitress pass ``channel_request_lookahead=1`` so a browser
     that leaves is noticed within ``poll`` seconds even while the task is quiet.
@@ -90,6 +98,7 @@ class Relay:
         retry_ms: Optional[int] = 1000,
         poll: float = 0.1,
         drop_after: Optional[int] = None,
+        allowed_hosts: Iterable[str] = (),
         **settings: Any,
     ) -> None:
         if client is not None and (api_key is not None or base_url is not None or settings):
@@ -113,6 +122,16 @@ class Relay:
         self.drop_after = drop_after
         self._streams = Gauge()
         self._secret = self.client._api_key
+        timeouts = (self.client.settings.connect_timeout, self.client.settings.request_timeout)
+        self._forwarder = Forwarder(
+            self.upstream,
+            self._secret,
+            allowed_hosts=allowed_hosts,
+            timeouts=timeouts,
+            max_body_bytes=max_body_bytes,
+            poll=self.poll,
+            allowed_apps=None if allowed_apps is None else self.allowed_apps.allows,
+        )
 
     @property
     def upstream(self) -> str:
@@ -124,8 +143,14 @@ class Relay:
         """Browser streams being relayed right now."""
         return self._streams.value
 
+    @property
+    def open_forwards(self) -> int:
+        """Answers of the JavaScript SDK's proxied calls being relayed right now."""
+        return self._forwarder.gauge.value
+
     def close(self) -> None:
-        """Release the pooled upstream connections (only of a client the relay made itself)."""
+        """Release the pooled upstream connections (the client's only if the relay made it)."""
+        self._forwarder.close()
         if self._owns_client:
             self.client.close()
 
@@ -144,6 +169,8 @@ class Relay:
                 raise RelayRefusal(404, "no such relay route; use /proxy, /stream or /cancel")
             if method == "OPTIONS" and self.cors.enabled:
                 return self._preflight(environ, start_response)
+            if path == "/proxy" and wants_forwarding(environ):
+                return self._forwarder(environ, start_response, cors)
             if method != _ROUTES[path]:
                 raise RelayRefusal(405, f"use {_ROUTES[path]}", {"Allow": _ROUTES[path]})
             if path == "/proxy":
