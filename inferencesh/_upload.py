@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import PurePath
 from typing import Any, BinaryIO, Optional
 
-from ._errors import Cancelled, ProtocolError, StreamTimeout, UploadError
+from ._errors import Cancelled, ProtocolError, StreamTimeout, UploadError, UsageError
 from ._foreign import is_http_url, send
 from ._retry import Retryable
 from ._transport import Transport
@@ -39,17 +39,17 @@ def _as_file(value: Any) -> Optional[File]:
 def find_files(value: Any) -> list[File]:
     """The distinct files in ``value`` (mappings, lists and tuples walked), in order of appearance."""
     found: dict[File, None] = {}
+    inside: set[int] = set()  # the containers on the current path: a cycle is left to the JSON check
 
     def walk(item: Any) -> None:
         file = _as_file(item)
         if file is not None:
             found.setdefault(file, None)
-        elif isinstance(item, Mapping):
-            for child in item.values():
+        elif isinstance(item, (Mapping, list, tuple)) and id(item) not in inside:
+            inside.add(id(item))
+            for child in item.values() if isinstance(item, Mapping) else item:
                 walk(child)
-        elif isinstance(item, (list, tuple)):
-            for child in item:
-                walk(child)
+            inside.discard(id(item))
 
     walk(value)
     return list(found)
@@ -72,7 +72,10 @@ def json_view(body: dict[str, Any]) -> dict[str, Any]:
     files = find_files(body.get("input"))
     if not files:
         return body
-    return {**body, "input": replace_files(body["input"], {file: "<file>" for file in files})}
+    try:
+        return {**body, "input": replace_files(body["input"], {file: "<file>" for file in files})}
+    except RecursionError:
+        raise UsageError("config is not JSON-serialisable: the input contains itself") from None
 
 
 def upload_input(

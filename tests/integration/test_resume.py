@@ -18,6 +18,14 @@ def _stream_paths(server: LocalServer, task_id: str) -> list[Any]:
     return [r for r in server.requests if r.path == f"/tasks/{task_id}/stream"]
 
 
+def _image(output: Any) -> bytes:
+    import requests
+
+    answer = requests.get(output["image"], timeout=10)
+    assert answer.status_code == 200
+    return answer.content
+
+
 def _assert_exact(updates: list[inferencesh.TaskUpdate]) -> None:
     assert [u.event_id for u in updates] == list(range(1, len(updates) + 1))
     assert updates[-1].is_terminal
@@ -34,7 +42,8 @@ def test_every_drop_is_resumed_without_loss_or_repeat(
         updates = list(stream)
     _assert_exact(updates)
     assert [(u.status, u.logs, u.progress) for u in updates] == [(u.status, u.logs, u.progress) for u in reference]
-    assert updates[-1].output == reference[-1].output
+    # Each task's PNG has a URL of its own on the server; the same prompt gives the same bytes.
+    assert _image(updates[-1].output) == _image(reference[-1].output)
     requests = _stream_paths(server, stream.task_id)
     assert len(requests) >= 2
     assert requests[0].last_event_id is None
