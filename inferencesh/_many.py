@@ -7,6 +7,10 @@ token, a first failure, ``close()`` or Ctrl-C fire. Every thread is joined
 before the call (or the iteration) ends, so ``threading.enumerate()`` is back
 where it was.
 
+``stream_many``'s readers hand updates to the consumer through a bounded
+channel: a reader blocks while it is full, stops reading its socket, and TCP
+pushes back on the server, so memory stays flat however slow the consumer.
+
 The client's connection pool grows to the number of workers when it is
 smaller (urllib3 keeps at most ``pool_maxsize`` connections per host and
 throws the extras away): ``client.settings.pool_maxsize`` then shows the new
@@ -16,7 +20,6 @@ the client is closed; new ones go to a pool of the new size.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Generator, Iterable, Mapping
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union, overload
 import attrs
 
 from ._errors import StreamTimeout, UsageError
+from ._merged import CLOSED, Channel, MergedStream
 from ._stream import TaskStream
 from ._watchdog import CancelToken
 from .models import Task, TaskUpdate
@@ -39,6 +43,8 @@ __all__ = ["ManyMixin", "run_many", "stream_many"]
 
 #: ``stream_many`` follows at most this many streams at once unless told otherwise.
 DEFAULT_STREAM_WORKERS = 256
+#: Updates ``stream_many`` holds per open stream before its readers wait for the consumer.
+QUEUED_PER_STREAM = 4
 
 _POOL_LOCK = threading.Lock()
 
@@ -165,9 +171,9 @@ _UPDATE, _FAILED, _FINISHED = "update", "failed", "finished"
 class _Hub:
     """What the reader threads share with the merging generator (never the generator itself)."""
 
-    def __init__(self, batch: _Batch) -> None:
+    def __init__(self, batch: _Batch, size: int) -> None:
         self.batch = batch
-        self.queue: queue.SimpleQueue[tuple[str, int, Any]] = queue.SimpleQueue()
+        self.channel = Channel(size)
         self.lock = threading.Lock()
         self.active: dict[int, TaskStream] = {}
         self.stopping = False
@@ -194,6 +200,11 @@ class _Hub:
                 stream.close()
         self.batch.token.cancel()  # also cuts short any POST still under way
 
+    def wake(self) -> None:
+        """Stop quietly while the merging generator runs in another thread: it ends and joins the readers."""
+        self.stop(quietly=True)
+        self.channel.close()
+
 
 def _follow(client: Client, hub: _Hub, index: int, config: Mapping[str, Any], cancel_task_on_abort: bool) -> None:
     try:
@@ -210,14 +221,16 @@ def _follow(client: Client, hub: _Hub, index: int, config: Mapping[str, Any], ca
             return
         try:
             for update in stream:
-                hub.queue.put((_UPDATE, index, update))
+                if not hub.channel.put((_UPDATE, index, update)):
+                    break  # the consumer left
         finally:
             hub.unregister(index)
             stream.close()
     except Exception as exc:
-        hub.queue.put((_FAILED, index, hub.batch.translate(exc)))
+        # Ahead of the updates still queued: a timeout, cancel or error reaches the consumer at once.
+        hub.channel.put((_FAILED, index, hub.batch.translate(exc)), bounded=False, first=True)
     finally:
-        hub.queue.put((_FINISHED, index, None))
+        hub.channel.put((_FINISHED, index, None), bounded=False)
 
 
 def stream_many(
@@ -228,29 +241,24 @@ def stream_many(
     timeout: Optional[float] = None,
     cancel: Optional[CancelToken] = None,
     cancel_task_on_abort: bool = False,
-) -> Generator[tuple[int, TaskUpdate], None, None]:
+) -> MergedStream:
     """``Client.stream_many``: every config as ``client.run(config, stream=True)`` would, merged."""
     listed = _check_configs(configs)
     if max_workers is not None:
         _check_workers(max_workers)
     _check_abort_args(timeout, cancel)
     workers = min(max_workers or DEFAULT_STREAM_WORKERS, max(1, len(listed)))
-    return _merge(client, listed, workers, time.monotonic(), timeout, cancel, cancel_task_on_abort)
+    hub = _Hub(_Batch(time.monotonic(), timeout, cancel), QUEUED_PER_STREAM * workers)
+    return MergedStream(_merge(client, listed, workers, hub, cancel_task_on_abort), hub.wake, hub.batch.close)
 
 
 def _merge(
-    client: Client,
-    configs: list[Mapping[str, Any]],
-    workers: int,
-    started: float,
-    timeout: Optional[float],
-    cancel: Optional[CancelToken],
-    cancel_task_on_abort: bool,
+    client: Client, configs: list[Mapping[str, Any]], workers: int, hub: _Hub, cancel_task_on_abort: bool
 ) -> Generator[tuple[int, TaskUpdate], None, None]:
     if not configs:
+        hub.batch.close()
         return
     grow_pool(client, workers)
-    hub = _Hub(_Batch(started, timeout, cancel))
     executor = ThreadPoolExecutor(workers, thread_name_prefix="inferencesh-stream")
     quietly = True
     try:
@@ -258,11 +266,13 @@ def _merge(
             executor.submit(_follow, client, hub, index, config, cancel_task_on_abort)
         pending = len(configs)
         while pending:
-            kind, index, item = hub.queue.get()
+            kind, index, item = hub.channel.get()
             if kind == _UPDATE:
                 yield index, item
             elif kind == _FINISHED:
                 pending -= 1
+            elif kind == CLOSED:
+                return  # close() from another thread
             else:
                 quietly = False
                 raise item
@@ -273,6 +283,7 @@ def _merge(
         raise
     finally:
         hub.stop(quietly)
+        hub.channel.close()  # readers waiting to hand over an update stop
         executor.shutdown(wait=True, cancel_futures=True)
         hub.batch.close()
 
@@ -343,7 +354,7 @@ class ManyMixin:
         timeout: Optional[float] = None,
         cancel: Optional[CancelToken] = None,
         cancel_task_on_abort: bool = False,
-    ) -> Generator[tuple[int, TaskUpdate], None, None]:
+    ) -> MergedStream:
         """Stream many configs at once; yields ``(index, TaskUpdate)`` merged in arrival order.
 
         ``index`` is the config's position; the loop ends when every stream
@@ -354,9 +365,12 @@ class ManyMixin:
         and one ``cancel`` token (``Cancelled``) for all; the first error of
         any stream (``APIError``, ``ConnectionLost``...) is raised from the
         loop. Leaving the loop early (``break``, an exception, ``close()``)
-        closes every stream and joins every thread; the tasks keep running on
-        the server, except after an error, timeout, cancel or Ctrl-C with
-        ``cancel_task_on_abort=True``. ``UsageError`` for a bad config at once.
+        closes every stream and joins every thread at once, even while the
+        result is still referenced; the tasks keep running on the server,
+        except after an error, timeout, cancel or Ctrl-C with
+        ``cancel_task_on_abort=True``. A slow consumer slows the readers down
+        (a few updates per stream are queued), so memory stays flat.
+        ``UsageError`` for a bad config at once.
         """
         return stream_many(
             self._client(),

@@ -5,9 +5,10 @@ from __future__ import annotations
 import gc
 import io
 
+import psutil
 import pytest
-from PIL import Image
 import requests
+from PIL import Image
 
 import inferencesh
 from inferencesh import Client, TaskStatus, TaskUpdate
@@ -148,40 +149,62 @@ def test_status_names_from_the_server_are_understood() -> None:
     assert statuses[-1] is TaskStatus.COMPLETED and TaskStatus.UNKNOWN not in statuses
 
 
+def own_sockets(port: int) -> set[int]:
+    """Local ports of this process's TCP connections to ``port`` that are still established."""
+    return {
+        c.laddr.port
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    }
+
+
 @pytest.mark.parametrize("how", ["break", "break-held", "exception-held", "close", "with", "gc"])
 def test_leaving_early_releases_the_connection(server: LocalServer, client: Client, how: str) -> None:
+    # A task that would run for minutes (86400 s at speed 200 is 7 min): only the client can end the stream.
+    config = {"app": "infsh/sleep", "input": {"seconds": 86400}}
     baseline = server.open_streams
-    config = {"app": "infsh/sleep", "input": {"seconds": 30}}
+    during: set[int] = set()
+
+    def opened() -> None:
+        assert wait_until(lambda: server.open_streams == baseline + 1, timeout=3.0)
+        during.update(own_sockets(server.port))
+
     if how == "break":
-        for update in client.run(config, stream=True):
-            if update.status == "running":
-                break
+        for _ in client.run(config, stream=True):
+            opened()
+            break
     elif how == "break-held":
         held = client.run(config, stream=True)
-        for update in held:
-            if update.status == "running":
-                break
-        assert wait_until(lambda: server.open_streams <= baseline, timeout=3.0)  # while still held
-        assert list(held) == []  # iterated once
+        for _ in held:
+            opened()
+            break
     elif how == "exception-held":
         held = client.run(config, stream=True)
         with pytest.raises(ZeroDivisionError):
             for _ in held:
+                opened()
                 1 / 0  # noqa: B018
-        assert wait_until(lambda: server.open_streams <= baseline, timeout=3.0)
     elif how == "close":
         stream = client.run(config, stream=True)
         next(stream)
+        opened()
         stream.close()
     elif how == "with":
         with client.run(config, stream=True) as stream:
             next(stream)
+            opened()
     else:
         stream = client.run(config, stream=True)
         next(stream)
+        opened()
         del stream
         gc.collect()
+    # Released at once, while a held stream is still referenced: the client's own socket is closed
+    # and the server sees the stream end (it would run for minutes otherwise).
+    assert during and len(own_sockets(server.port)) < len(during)
     assert wait_until(lambda: server.open_streams <= baseline, timeout=3.0)
+    if how == "break-held":
+        assert list(held) == []  # iterated once: nothing is read on
 
 
 def test_the_client_is_reusable_after_many_streams(server: LocalServer, client: Client) -> None:
