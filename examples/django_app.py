@@ -1,15 +1,18 @@
-"""A one-file Django project with the browser relay mounted at /api/inference, and the page at /.
+"""A one-file Django project with the browser relay mounted at /api/inference, the pages at / and /sdk/.
 
     INFERENCE_API_KEY=inf_... python examples/django_app.py    # then open http://127.0.0.1:8000/
 
 In a real project, wrap the application in your wsgi.py the same way:
 ``application = mount(get_wsgi_application(), "/api/inference", Relay())``. The relay sits beside
 Django (not inside a view) so that its event streams go straight to the WSGI server, one event
-at a time, with no middleware buffering them.
+at a time, with no middleware buffering them. The page at /sdk/ (examples/browser/sdk/) runs the
+official JavaScript SDK with ``inference({proxyUrl: '/api/inference/proxy'})``, which the same
+mount forwards to the API with the key.
 """
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -22,6 +25,9 @@ if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
 PAGE = Path(__file__).resolve().parent / "browser" / "index.html"
+SDK_DIR = PAGE.parent / "sdk"
+#: The API base URL the SDK page names in its targets: the relay's upstream (set by ``create_app``).
+SDK_API = {"base_url": "https://api.inference.sh"}
 
 if not settings.configured:
     settings.configure(
@@ -40,10 +46,24 @@ def index(request: HttpRequest) -> HttpResponse:
     return HttpResponse(PAGE.read_bytes(), content_type="text/html; charset=utf-8")
 
 
+def sdk_index(request: HttpRequest) -> HttpResponse:
+    from django.http import HttpResponse
+
+    html = (SDK_DIR / "index.html").read_text(encoding="utf-8")
+    html = html.replace('content=""', f'content="{escape(SDK_API["base_url"])}"', 1)
+    return HttpResponse(html, content_type="text/html; charset=utf-8")
+
+
+def sdk_bundle(request: HttpRequest) -> HttpResponse:
+    from django.http import HttpResponse
+
+    return HttpResponse((SDK_DIR / "page.bundle.js").read_bytes(), content_type="text/javascript; charset=utf-8")
+
+
 def _urlpatterns() -> list[object]:
     from django.urls import path
 
-    return [path("", index)]
+    return [path("", index), path("sdk/", sdk_index), path("sdk/page.bundle.js", sdk_bundle)]
 
 
 urlpatterns = _urlpatterns()
@@ -53,7 +73,9 @@ def create_app(relay: Optional[Relay] = None) -> WSGIApplication:
     """Django's WSGI application with ``relay`` (default ``Relay()`` from the environment) at /api/inference."""
     from django.core.wsgi import get_wsgi_application
 
-    return mount(get_wsgi_application(), "/api/inference", relay or Relay())
+    relay = relay or Relay()
+    SDK_API["base_url"] = relay.upstream
+    return mount(get_wsgi_application(), "/api/inference", relay)
 
 
 if __name__ == "__main__":

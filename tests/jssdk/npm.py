@@ -32,7 +32,14 @@ PAGE_DIR = REPO / "examples" / "browser" / "sdk"
 PAGE_ENTRY = PAGE_DIR / "page.js"
 PAGE_BUNDLE = PAGE_DIR / "page.bundle.js"
 #: The esbuild options of the checked-in page bundle (its build command is ``python -m tests.jssdk.npm page``).
-PAGE_OPTIONS = ["--format=iife", "--platform=browser", "--target=es2020", "--minify", "--legal-comments=eof"]
+PAGE_OPTIONS = [
+    "--format=iife",
+    "--target=es2020",
+    "--minify",
+    "--legal-comments=eof",
+    "--banner:js=/* examples/browser/sdk/page.js with @inferencesh/sdk 0.6.54 and eventsource (both MIT),"
+    " bundled by esbuild: python -m tests.jssdk.npm page */",
+]
 
 
 class NodeMissing(RuntimeError):
