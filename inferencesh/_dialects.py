@@ -176,6 +176,7 @@ class AutoReader:
         return self.chosen is None or self.chosen.uses_ids
 
     def from_sse(self, events: Iterator[ServerSentEvent]) -> Iterator[Any]:
+        # A generator: reading (and so any drop) happens when the stream asks for its first item.
         if self.chosen is None:
             held: list[ServerSentEvent] = []
             for event in events:
@@ -188,14 +189,14 @@ class AutoReader:
                     continue
                 break
             if self.chosen is None:
-                return iter(())  # the stream ended on events that every dialect ignores
+                return  # the stream ended on events that every dialect ignores
             events = chain(held, events)
-        return self.chosen.from_sse(events)
+        yield from self.chosen.from_sse(events)
 
     def from_ndjson(self, objects: Iterator[dict[str, Any]]) -> Iterator[Any]:
         if self.chosen is None:
             self.chosen = self._hosted
-        return self.chosen.from_ndjson(objects)
+        yield from self.chosen.from_ndjson(objects)
 
     def recover(self) -> list[Any]:
         return [] if self.chosen is None else self.chosen.recover()

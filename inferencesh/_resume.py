@@ -26,6 +26,7 @@ import requests
 import urllib3.exceptions
 
 from ._answers import describe
+from ._dechunk import ChunkError, Dechunker
 from ._dialects import Reader
 from ._errors import APIError, ConnectionLost, ProtocolError
 from ._ndjson import NDJSONDecoder
@@ -52,6 +53,29 @@ class _Drop(Exception):
     def __init__(self, reason: str, *, reconcile: bool = False) -> None:
         super().__init__(reason)
         self.reconcile = reconcile
+
+
+def _body_reader(response: requests.Response) -> tuple[Callable[[int], bytes], Optional[Dechunker], Optional[int]]:
+    """How to read a streamed body: (read(n), the de-chunker or None, the bytes left by Content-Length or None).
+
+    An uncompressed body is read straight from the socket's buffer (http.client's ``fp``) and
+    de-chunked here in bulk: urllib3 costs several microseconds per HTTP chunk, and servers such
+    as uvicorn send one chunk per event. The connection is never reused after a stream (``release``
+    closes it), so reading past http.client's bookkeeping is safe. A compressed body, or a response
+    without that buffer, goes through urllib3 as usual.
+    """
+    raw = response.raw
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding != "identity":
+        return (lambda n: raw.read1(n, decode_content=True)), None, None
+    inner = getattr(raw, "_fp", None)
+    fp = getattr(inner, "fp", None)
+    if fp is None or not hasattr(fp, "read1") or getattr(inner, "chunk_left", None) is not None:
+        return (lambda n: raw.read1(n, decode_content=False)), None, None
+    if getattr(inner, "chunked", False):
+        return fp.read1, Dechunker(), None
+    length = getattr(inner, "length", None)
+    return fp.read1, None, length if isinstance(length, int) else None
 
 
 def _media_type(content_type: str) -> str:
@@ -145,22 +169,30 @@ class Feed(Generic[T]):
         raise ProtocolError(f"stream answered 200 with Content-Type {content_type or 'none'!r}")
 
     def _chunks(self, response: requests.Response) -> Iterator[bytes]:
-        raw = response.raw
-        # Decoding costs a little per read; only a server that compressed anyway needs it.
-        decode = bool(response.headers.get("Content-Encoding", "identity").strip().lower() != "identity")
+        read, dechunker, length = _body_reader(response)
         reader = self._reader()
         while True:
             try:
-                chunk = raw.read1(_READ_SIZE, decode_content=decode)
+                block = read(_READ_SIZE if length is None else min(_READ_SIZE, length))
+                chunk = block if dechunker is None else dechunker.feed(block)
+            except ChunkError as exc:
+                raise _Drop(f"broken chunked framing: {exc}") from None
             except _READ_ERRORS as exc:
                 self.scope.check()
                 if self.scope.reason == CLOSE:
                     return
                 raise _Drop(describe(exc)) from None
-            if not chunk:
+            if not block:
                 self.scope.check()
+                if dechunker is not None and not dechunker.done and self.scope.reason != CLOSE:
+                    raise _Drop("connection closed in the middle of a chunk")
                 return
-            yield chunk
+            if length is not None:
+                length -= len(block)
+            if chunk:
+                yield chunk
+            if (dechunker is not None and dechunker.done) or length == 0:
+                return
             if reader.stale():
                 raise _Drop("only heartbeats for the reconcile interval", reconcile=True)
 
