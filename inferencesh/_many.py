@@ -148,7 +148,7 @@ def run_many(
             if not return_exceptions:
                 with lock:
                     if not first:
-                        first.append(error)
+                        first.append(_which(error, index, config))
                         batch.token.cancel()
 
     executor = ThreadPoolExecutor(workers, thread_name_prefix="inferencesh-many")
@@ -163,6 +163,16 @@ def run_many(
     if first:
         raise first[0]
     return results
+
+
+def _which(error: Exception, index: int, config: Mapping[str, Any]) -> Exception:
+    """``error``, its message and attributes saying which config failed (``.index``, ``.app``); same type."""
+    app = config.get("app")
+    error.index = index  # type: ignore[attr-defined]
+    error.app = app  # type: ignore[attr-defined]
+    if error.args and isinstance(error.args[0], str):
+        error.args = (f"config {index} ({app}): {error.args[0]}", *error.args[1:])
+    return error
 
 
 _UPDATE, _FAILED, _FINISHED = "update", "failed", "finished"
@@ -329,7 +339,8 @@ class ManyMixin:
 
         A failure does not hide the others: with ``return_exceptions=True`` its
         exception (``TaskFailed``, ``APIError``, ``StreamTimeout``...) takes
-        the task's place; without it the first failure is raised after the
+        the task's place; without it the first failure is raised (its message
+        and its ``index`` and ``app`` attributes name the config) after the
         other runs were cancelled locally (their tasks keep running on the
         server unless ``cancel_task_on_abort``). ``timeout`` (seconds from this
         call: ``StreamTimeout``) and ``cancel`` (``Cancelled``) cover the whole

@@ -80,9 +80,11 @@ def test_return_exceptions_puts_each_failure_in_its_slot(client: Client) -> None
 def test_first_failure_is_raised_after_the_others_are_cancelled_locally(client: Client, server: LocalServer) -> None:
     configs = [sleep(), sleep(), {"app": "infsh/fail", "input": {"message": "boom"}}, sleep()]
     started = time.monotonic()
-    with pytest.raises(TaskFailed, match="boom"):
+    with pytest.raises(TaskFailed, match="boom") as raised:
         client.run_many(configs, max_workers=4)
     assert time.monotonic() - started < 10  # the sleeps would take 100 s
+    assert str(raised.value).startswith("config 2 (infsh/fail): ")  # which config failed
+    assert (raised.value.index, raised.value.app) == (2, "infsh/fail")  # type: ignore[attr-defined]
     assert server.open_streams == 0 or wait_until(lambda: server.open_streams == 0)
 
 
