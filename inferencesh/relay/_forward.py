@@ -71,7 +71,6 @@ _DROPPED = frozenset(
     }
 )
 
-Headers = list[tuple[str, str]]
 
 
 def wants_forwarding(environ: WSGIEnvironment) -> bool:
