@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 PAGE = Path(__file__).resolve().parent / "browser" / "index.html"
 SDK_DIR = PAGE.parent / "sdk"
-#: The API base URL the SDK page names in its targets: the relay's upstream (set by ``create_app``).
-SDK_API = {"base_url": "https://api.inference.sh"}
 
 if not settings.configured:
     settings.configure(
@@ -50,7 +48,9 @@ def sdk_index(request: HttpRequest) -> HttpResponse:
     from django.http import HttpResponse
 
     html = (SDK_DIR / "index.html").read_text(encoding="utf-8")
-    html = html.replace('content=""', f'content="{escape(SDK_API["base_url"])}"', 1)
+    # The API base URL the page's SDK names in its targets: the relay's upstream (set by ``create_app``).
+    api = getattr(settings, "INFERENCE_API_BASE_URL", "https://api.inference.sh")
+    html = html.replace('content=""', f'content="{escape(api)}"', 1)
     return HttpResponse(html, content_type="text/html; charset=utf-8")
 
 
@@ -74,7 +74,7 @@ def create_app(relay: Optional[Relay] = None) -> WSGIApplication:
     from django.core.wsgi import get_wsgi_application
 
     relay = relay or Relay()
-    SDK_API["base_url"] = relay.upstream
+    settings.INFERENCE_API_BASE_URL = relay.upstream
     return mount(get_wsgi_application(), "/api/inference", relay)
 
 
