@@ -7,9 +7,10 @@ loop, the watchdog and the iterator never ask which one they carry. A
 * ``uses_ids``: whether items carry the server's event ids, so the stream
   resumes with ``Last-Event-ID`` (PROTOCOL.md) — or not, and it resumes by
   re-reading the resource's history (``recover``, HOSTED.md);
-* ``from_sse(events)`` / ``from_ndjson(objects)``: the decoded frames of one
-  connection (``_sse`` events or ``_ndjson`` objects, chosen by the answer's
-  ``Content-Type``) → new items, each once;
+* ``from_sse(events)`` / ``from_ndjson(batches)``: the decoded frames of one
+  connection (``_sse`` events, or ``_ndjson`` objects in batches: the objects
+  one read brought; chosen by the answer's ``Content-Type``) → new items, each
+  once;
 * ``recover()``: after a drop, the items the resource's own history holds
   that were not handed out yet (HOSTED.md; nothing for PROTOCOL.md);
 * ``stale()``: True when only heartbeats have come for too long, so the
@@ -23,6 +24,7 @@ the shape of the first frame (``dialect="auto"``).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from itertools import chain
 from typing import Any, Callable, Optional, Protocol, TypeVar
@@ -70,7 +72,7 @@ class Reader(Protocol[T]):
 
     def from_sse(self, events: Iterator[ServerSentEvent]) -> Iterator[T]: ...
 
-    def from_ndjson(self, objects: Iterator[dict[str, Any]]) -> Iterator[T]: ...
+    def from_ndjson(self, batches: Iterator[list[dict[str, Any]]]) -> Iterator[T]: ...
 
     def recover(self) -> list[T]: ...
 
@@ -133,7 +135,7 @@ class V1Reader:
                 last = number
                 yield item
 
-    def from_ndjson(self, objects: Iterator[dict[str, Any]]) -> Iterator[Any]:
+    def from_ndjson(self, batches: Iterator[list[dict[str, Any]]]) -> Iterator[Any]:
         raise ProtocolError("the stream answered NDJSON, which PROTOCOL.md (dialect 'v1') does not use")
 
     def recover(self) -> list[Any]:
@@ -170,6 +172,7 @@ class AutoReader:
         self._v1 = v1
         self._hosted = hosted
         self.chosen: Optional[Reader[Any]] = None
+        self._opened = time.monotonic()  # when the current undecided connection opened
 
     @property
     def uses_ids(self) -> bool:
@@ -178,6 +181,7 @@ class AutoReader:
     def from_sse(self, events: Iterator[ServerSentEvent]) -> Iterator[Any]:
         # A generator: reading (and so any drop) happens when the stream asks for its first item.
         if self.chosen is None:
+            self._opened = time.monotonic()
             held: list[ServerSentEvent] = []
             for event in events:
                 held.append(event)
@@ -193,16 +197,26 @@ class AutoReader:
             events = chain(held, events)
         yield from self.chosen.from_sse(events)
 
-    def from_ndjson(self, objects: Iterator[dict[str, Any]]) -> Iterator[Any]:
+    def from_ndjson(self, batches: Iterator[list[dict[str, Any]]]) -> Iterator[Any]:
         if self.chosen is None:
             self.chosen = self._hosted
-        yield from self.chosen.from_ndjson(objects)
+        yield from self.chosen.from_ndjson(batches)
 
     def recover(self) -> list[Any]:
-        return [] if self.chosen is None else self.chosen.recover()
+        if self.chosen is not None:
+            return self.chosen.recover()
+        # Not decided yet (only comments came): the resource's own shape decides (None: PROTOCOL.md's).
+        probe: Optional[Callable[[], Optional[list[Any]]]] = getattr(self._hosted, "probe", None)
+        found = None if probe is None else probe()
+        self.chosen = self._v1 if found is None else self._hosted
+        return found or []
 
     def stale(self) -> bool:
-        return self.chosen is not None and self.chosen.stale()
+        if self.chosen is not None:
+            return self.chosen.stale()
+        # Undecided after the reconcile interval (comments alone came): re-read, as the hosted reader would.
+        interval = getattr(self._hosted, "reconcile_interval", None)
+        return interval is not None and time.monotonic() - self._opened > interval
 
 
 def pick(dialect: Optional[str], v1: Callable[[], Reader[T]], hosted: Callable[[], Reader[T]]) -> Reader[T]:

@@ -69,10 +69,16 @@ def tqdm_progress(line: str) -> Optional[Progress]:
 
 
 class DeltaAccumulator:
-    """The output accumulated from ``delta`` events (HOSTED.md): shaped like the app's final output."""
+    """The output accumulated from ``delta`` events (HOSTED.md): shaped like the app's final output.
+
+    Top-level text (``response``, ``reasoning``, any string) is kept as a list of
+    pieces, joined once per ``snapshot``: adding a delta costs the size of the
+    delta, not of the text so far, so a long answer in tiny deltas stays linear.
+    """
 
     def __init__(self) -> None:
         self.state: dict[str, Any] = {}
+        self.pieces: dict[str, list[str]] = {}  # text fields: pieces not joined yet
         self.seen = False
 
     def add(self, delta: Any) -> None:
@@ -80,15 +86,24 @@ class DeltaAccumulator:
         if not isinstance(delta, dict):
             return
         self.seen = True
-        state = self.state
+        state, pieces = self.state, self.pieces
         for key, value in delta.items():
             if value is None:
                 continue
-            current = state.get(key)
+            if type(value) is str and key != "usage":
+                held = pieces.get(key)
+                if held is not None:
+                    held.append(value)
+                    continue
+                current = state.get(key)
+                if isinstance(current, str) or key not in state:
+                    pieces[key] = [current, value] if isinstance(current, str) else [value]
+                    state[key] = ""  # keeps the key's place; the text lives in pieces until joined
+                    continue
+            pieces.pop(key, None)
             if key == "tool_calls" and isinstance(value, list):
+                current = state.get(key)
                 state[key] = _merge_indexed(current if isinstance(current, list) else [], value)
-            elif isinstance(value, str) and isinstance(current, str) and key != "usage":
-                state[key] = current + value
             else:
                 state[key] = value
 
@@ -96,7 +111,13 @@ class DeltaAccumulator:
         """A copy of the accumulated output (None before the first delta)."""
         if not self.seen:
             return None
-        copy = dict(self.state)
+        state = self.state
+        for key, held in self.pieces.items():
+            if len(held) > 1 or state[key] == "":
+                joined = "".join(held)
+                state[key] = joined
+                held[:] = [joined]
+        copy = dict(state)
         if "tool_calls" in copy:
             copy["tool_calls"] = [_deep_copy(call) for call in copy["tool_calls"]]
         return copy
@@ -245,16 +266,34 @@ class HostedTaskReader:
     # -- frames -----------------------------------------------------------
 
     def from_sse(self, events: Iterator[ServerSentEvent]) -> Iterator[TaskUpdate]:
-        return self.from_ndjson(sse_object(event) for event in events)
+        return self.from_ndjson([sse_object(event)] for event in events)
 
-    def from_ndjson(self, objects: Iterator[dict[str, Any]]) -> Iterator[TaskUpdate]:
+    def from_ndjson(self, batches: Iterator[list[dict[str, Any]]]) -> Iterator[TaskUpdate]:
+        """Updates from the stream's objects, read in batches (the objects one read brought).
+
+        Deltas that arrive together make one update: its ``partial_output`` holds them all, so
+        a burst of tiny deltas costs one copy of the text, not one per delta.
+        """
         self.last_news = time.monotonic()
-        for obj in objects:
-            self.heard()
-            if obj.get("type") == "heartbeat":
-                continue
-            self.last_news = time.monotonic()
-            yield from self.take(obj)
+        heard = self.heard
+        for batch in batches:
+            deltas = False
+            for obj in batch:
+                heard()
+                if obj.get("type") == "heartbeat":
+                    continue
+                self.last_news = time.monotonic()
+                data = obj.get("data")
+                if obj.get("event") == "delta" and isinstance(data, dict):
+                    self.deltas.add(data.get("delta"))
+                    deltas = True
+                    continue
+                if deltas:
+                    yield self._delta_update()
+                    deltas = False
+                yield from self.take(obj)
+            if deltas:
+                yield self._delta_update()
 
     def take(self, obj: dict[str, Any]) -> list[TaskUpdate]:
         """The updates one stream object brings (none when it holds nothing new)."""
@@ -263,19 +302,20 @@ class HostedTaskReader:
         if event == "delta":
             if isinstance(data, dict):
                 self.deltas.add(data.get("delta"))
-                return [self._update(self.handed[-1] if self.handed else self._status(), (), False)]
+                return [self._delta_update()]
             return []
         if event is not None and event not in ("message", "update", "task", "tasks"):
             return []  # typed events a task stream does not use
-        if isinstance(data, dict) and "fields" in obj:
+        if isinstance(data, dict) and ("fields" in obj or "id" not in obj):
             self.task.update(data)  # a partial update: its fields replace the task's
-        elif isinstance(data, dict) and "id" not in obj:
-            self.task.update(data)
-        elif "id" in obj or "status" in obj:
+            return self.sync(data)
+        if "id" in obj or "status" in obj:
             self.task.update(obj)  # a whole TaskDTO
-        else:
-            return []
-        return self.sync()
+            return self.sync()
+        return []
+
+    def _delta_update(self) -> TaskUpdate:
+        return self._update(self.handed[-1] if self.handed else self._status(), (), False)
 
     def recover(self) -> list[TaskUpdate]:
         """After a drop: read ``GET /tasks/{id}`` and hand out what its history holds that was not handed out."""
@@ -283,12 +323,25 @@ class HostedTaskReader:
         data, _ = envelope(response)
         if not isinstance(data, dict):
             raise ProtocolError(f"GET {self.task_path} answered no task object")
+        return self.recover_from(data)
+
+    def recover_from(self, data: dict[str, Any]) -> list[TaskUpdate]:
+        """What a task read by ``GET /tasks/{id}`` holds that was not handed out (see ``recover``)."""
         self.last_news = time.monotonic()
         self.task.update(data)
         updates = self.sync()
         if not updates and self._status().is_terminal:  # the end is owed even if nothing else is new
             updates.append(self._update(self._status(), (), True))
         return updates
+
+    def probe(self) -> Optional[list[TaskUpdate]]:
+        """``recover`` for a stream whose dialect is not known yet: None if the task is PROTOCOL.md's."""
+        data, hint = envelope(self.transport.send("GET", self.task_path, scope=self.scope))
+        if hint != "hosted" and not looks_hosted(data):
+            return None
+        if not isinstance(data, dict):
+            raise ProtocolError(f"GET {self.task_path} answered no task object")
+        return self.recover_from(data)
 
     def stale(self) -> bool:
         return time.monotonic() - self.last_news > self.reconcile_interval
@@ -298,11 +351,21 @@ class HostedTaskReader:
     def _status(self) -> TaskStatus:
         return TaskStatus.from_wire(self.task.get("status"), "hosted")
 
-    def sync(self) -> list[TaskUpdate]:
-        """Updates for what the merged task holds that was not handed out: statuses in order, log lines."""
+    def sync(self, changed: Optional[dict[str, Any]] = None) -> list[TaskUpdate]:
+        """Updates for what the merged task holds that was not handed out: statuses in order, log lines.
+
+        ``changed`` is a partial update's data: history and logs are only walked again when it
+        touches them (None: anything may have changed).
+        """
         current = self._status()
-        statuses = _new_statuses(self.handed, _history(self.task, current))
-        lines = self.logs.new_lines(self.task.get("logs"), flush=current.is_terminal)
+        if changed is None or "events" in changed or not self.handed or current is not self.handed[-1]:
+            statuses = _new_statuses(self.handed, _history(self.task, current))
+        else:
+            statuses = []
+        if changed is None or "logs" in changed or current.is_terminal:
+            lines = self.logs.new_lines(self.task.get("logs"), flush=current.is_terminal)
+        else:
+            lines = []
         if not statuses and not lines:
             return []
         if not statuses:

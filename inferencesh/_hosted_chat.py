@@ -136,10 +136,10 @@ class HostedChatReader:
     # -- frames -----------------------------------------------------------
 
     def from_sse(self, events: Iterator[ServerSentEvent]) -> Iterator[AgentEvent]:
-        return self.from_ndjson(sse_object(event) for event in events)
+        return self.from_ndjson([sse_object(event)] for event in events)
 
-    def from_ndjson(self, objects: Iterator[dict[str, Any]]) -> Iterator[AgentEvent]:
-        for item in self._events(objects):
+    def from_ndjson(self, batches: Iterator[list[dict[str, Any]]]) -> Iterator[AgentEvent]:
+        for item in self._events(obj for batch in batches for obj in batch):
             yield self._numbered(item)
 
     def _numbered(self, item: AgentEvent) -> AgentEvent:

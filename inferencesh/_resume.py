@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Iterator
 from itertools import chain
-from typing import Callable, Generic, Optional, TypeVar
+from typing import Any, Callable, Generic, Optional, TypeVar
 
 import requests
 import urllib3.exceptions
@@ -76,6 +76,19 @@ def _body_reader(response: requests.Response) -> tuple[Callable[[int], bytes], O
         return fp.read1, Dechunker(), None
     length = getattr(inner, "length", None)
     return fp.read1, None, length if isinstance(length, int) else None
+
+
+def _batches(decoder: NDJSONDecoder, chunks: Iterator[bytes]) -> Iterator[list[dict[str, Any]]]:
+    """The objects of each read, as one list (possibly empty); the objects before a bad line come first."""
+    for chunk in chunks:
+        batch: list[dict[str, Any]] = []
+        try:
+            batch.extend(decoder.iter_objects((chunk,)))
+        except ProtocolError:
+            if batch:
+                yield batch
+            raise
+        yield batch
 
 
 def _media_type(content_type: str) -> str:
@@ -164,7 +177,7 @@ class Feed(Generic[T]):
                 decoder.last_event_id = str(resume)
             return reader.from_sse(decoder.iter_events(self._chunks(response)))
         if media in ("application/x-ndjson", "application/jsonl", "application/x-jsonlines"):
-            return reader.from_ndjson(NDJSONDecoder(self.max_event_bytes).iter_objects(self._chunks(response)))
+            return reader.from_ndjson(_batches(NDJSONDecoder(self.max_event_bytes), self._chunks(response)))
         self.release()
         raise ProtocolError(f"stream answered 200 with Content-Type {content_type or 'none'!r}")
 

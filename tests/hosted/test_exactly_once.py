@@ -143,16 +143,7 @@ def test_every_connection_mute_is_reconciled_each_time(server: LocalServer, clie
         ("hosted", "ndjson"),
         ("hosted", "sse"),
         ("auto", "ndjson"),
-        pytest.param(
-            "auto",
-            "sse",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=inferencesh.StreamTimeout,
-                reason="client bug: with dialect='auto', SSE heartbeat comments alone never decide the dialect, "
-                "so AutoReader.stale() stays False and the stream is never reconciled",
-            ),
-        ),
+        ("auto", "sse"),  # comments alone decide nothing: the undecided stream is re-read too
     ],
 )
 def test_a_stream_mute_from_its_first_byte_on_a_finished_task_ends(server: LocalServer, dialect: str, fmt: str) -> None:

@@ -90,7 +90,7 @@ def test_failed_task_carries_its_error_and_no_output() -> None:
 def test_heartbeats_and_unknown_typed_events_are_skipped() -> None:
     reader = _task_reader()
     assert reader.take({"event": "chats", "data": {"id": "c"}}) == []
-    assert list(reader.from_ndjson(iter([{"type": "heartbeat"}]))) == []
+    assert list(reader.from_ndjson(iter([[{"type": "heartbeat"}]]))) == []
 
 
 # -- logs ------------------------------------------------------------------------------------------
@@ -148,6 +148,16 @@ def test_deltas_concatenate_merge_tool_calls_by_index_and_replace_usage() -> Non
     }
     acc.add({"response": "!"})
     assert snap["response"] == "Hello"  # a snapshot handed out never changes
+
+
+def test_deltas_read_together_make_one_update() -> None:
+    reader = _task_reader()
+    reader.take(_dto(7, [7]))
+    deltas = [{"event": "delta", "data": {"delta": {"response": w}, "resource_id": ""}} for w in ("a", "b", "c")]
+    status = {"data": {"id": "tsk_1", "status": 9}, "fields": ["status"]}
+    updates = list(reader.from_ndjson(iter([deltas, [*deltas, status], []])))
+    assert [u.partial_output for u in updates] == [{"response": "abc"}, {"response": "abcabc"}, {"response": "abcabc"}]
+    assert [u.status.value for u in updates] == ["running", "running", "uploading"]
 
 
 def test_delta_events_become_partial_output() -> None:
@@ -239,7 +249,7 @@ def _message(mid: str, status: str, text: str = "", thinking: str = "", order: i
 
 def _events(reader: HostedChatReader, *objects: dict[str, Any]) -> list[Any]:
     """The events the objects give, their ``event_id`` (checked apart) cleared."""
-    events = list(reader.from_ndjson(iter(objects)))
+    events = list(reader.from_ndjson(iter([list(objects)])))
     return [attrs.evolve(event, event_id=None) for event in events]
 
 
