@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import io
+import time
 
 import psutil
 import pytest
@@ -45,17 +46,29 @@ def test_stream_yields_typed_updates_in_order(client: Client) -> None:
     assert any(u.partial_output is not None for u in running)
 
 
+def test_duration_spans_the_first_update_to_the_terminal_one(client: Client) -> None:
+    stream = client.run({"app": "infsh/sleep", "input": {"seconds": 40}}, stream=True)  # 0.2 s at speed 200
+    stamps = [time.monotonic() for _ in stream]
+    assert stream.duration is not None
+    assert abs(stream.duration - (stamps[-1] - stamps[0])) < 0.05
+    assert stream.duration > 0.1
+
+
 def test_task_stream_keeps_the_bookkeeping(client: Client) -> None:
     with client.run(flux(), stream=True) as stream:
         assert stream.task_id.startswith("tsk_")
         assert stream.result is None and stream.duration is None
         collected: list[str] = []
+        first_seen = last_seen = 0.0
         for update in stream:
+            last_seen = time.monotonic()
+            first_seen = first_seen or last_seen
             collected.extend(update.logs)
     assert stream.logs == collected and collected
     assert stream.status is TaskStatus.COMPLETED
     assert stream.result is not None and stream.result.is_terminal
-    assert stream.duration is not None and stream.duration >= 0
+    # API.md: client-clock seconds from the first update received to the terminal one
+    assert stream.duration is not None and abs(stream.duration - (last_seen - first_seen)) < 0.05
     assert stream.progress is not None and stream.progress.current == stream.progress.total
     assert list(stream) == []  # iterated once
 
