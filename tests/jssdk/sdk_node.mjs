@@ -57,8 +57,9 @@ async function follow() {
 async function cancel() {
   const task = await client.run({ app: 'infsh/sleep', input: { seconds: 600 } }, { wait: false });
   const watch = client.tasks.watch(task, {});
+  const rejected = assert.rejects(watch.done, /task cancelled/);  // attached first: the stream may win the race
   const cancelled = await client.cancel(task.id);
-  await assert.rejects(watch.done, /task cancelled/);
+  await rejected;
   const after = await client.tasks.get(task.id);
   assert.equal(parseStatus(after.data.status), TaskStatusCancelled);
   report('cancel', { id: task.id, answered: cancelled.data?.status ?? null, status: after.data.status });
