@@ -35,7 +35,8 @@ from ._errors import ProtocolError
 from ._sse import ServerSentEvent
 from ._transport import Transport
 from ._watchdog import _Abort
-from .models import Progress, TaskStatus, TaskUpdate, _error_text
+from ._wire import _error_text
+from .models import Progress, TaskStatus, TaskUpdate
 
 __all__ = ["DeltaAccumulator", "HostedTaskReader", "looks_hosted", "tqdm_progress"]
 

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Optional, Union, overload
 import attrs
 
 from . import _many
-from ._dialects import accept_for, check_dialect, check_stream_format
-from ._errors import UsageError, register_secret
-from ._sse import DEFAULT_MAX_EVENT_BYTES
+from ._dialects import accept_for
+from ._errors import UsageError
+from ._settings import Settings, check_key
 from ._stream import TaskStream, cancel_task, open_task_stream, read_task
-from ._transport import DEFAULT_BASE_URL, Transport, check_json, normalise_base_url, quote_id
+from ._transport import DEFAULT_BASE_URL, Transport, check_json, quote_id
 from ._upload import json_view, upload_input
 from ._watchdog import CancelToken, _Abort
 from .agent import Agent
@@ -34,69 +34,6 @@ if TYPE_CHECKING:
     from typing_extensions import Literal
 
 __all__ = ["Client", "Settings", "Tasks", "inference"]
-
-
-def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise UsageError(f"{attribute.name} must be a positive number, not {value!r}")
-
-
-def _count(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise UsageError(f"{attribute.name} must be a whole number >= 0, not {value!r}")
-
-
-@attrs.frozen
-class Settings:
-    """A client's configuration (everything but the API key). Times are seconds.
-
-    ``heartbeat_interval``: the server's heartbeat period (PROTOCOL.md: 15 s);
-    a read is idle, and so a drop, after ``idle_factor`` × that with no byte.
-    ``max_retries``: retries of one call on 408/429/5xx/network errors.
-    ``max_reconnects``: stream reconnects in a row that deliver no new event
-    before ``ConnectionLost``. Waits are max(server delay, exponential backoff
-    from ``backoff_initial`` up to ``backoff_max``, with jitter), never above
-    ``max_retry_delay``. ``max_event_bytes``: the cap on one event (bytes).
-    ``pool_maxsize``: connections kept per host (raise it for many parallel streams).
-    ``dialect``: "auto" (each answer read by its shape), "hosted" (HOSTED.md)
-    or "v1" (PROTOCOL.md). ``stream_format``: the ``Accept`` of stream
-    requests, "auto" (SSE first, NDJSON too), "sse" or "ndjson"; the decoder
-    follows the answer's ``Content-Type`` whatever was asked.
-    ``reconcile_interval``: seconds of heartbeats alone after which a stream
-    without ids re-reads the task's history (HOSTED.md).
-    """
-
-    base_url: str = attrs.field(default=DEFAULT_BASE_URL, converter=normalise_base_url)
-    connect_timeout: float = attrs.field(default=10.0, validator=_positive)
-    request_timeout: float = attrs.field(default=60.0, validator=_positive)
-    heartbeat_interval: float = attrs.field(default=15.0, validator=_positive)
-    idle_factor: float = attrs.field(default=2.0, validator=_positive)
-    max_retries: int = attrs.field(default=5, validator=_count)
-    max_reconnects: int = attrs.field(default=5, validator=_count)
-    backoff_initial: float = attrs.field(default=0.25, validator=_positive)
-    backoff_max: float = attrs.field(default=8.0, validator=_positive)
-    max_retry_delay: float = attrs.field(default=60.0, validator=_positive)
-    max_event_bytes: int = attrs.field(default=DEFAULT_MAX_EVENT_BYTES, validator=_positive)
-    pool_maxsize: int = attrs.field(default=64, validator=_positive)
-    dialect: str = attrs.field(default="auto", converter=check_dialect)
-    stream_format: str = attrs.field(default="auto", converter=check_stream_format)
-    reconcile_interval: float = attrs.field(default=30.0, validator=_positive)
-
-    @property
-    def idle_timeout(self) -> float:
-        """Seconds without a byte after which a stream read counts as a drop."""
-        return self.heartbeat_interval * self.idle_factor
-
-
-def _check_key(api_key: Any) -> None:
-    """``UsageError`` for a key that cannot be sent as one header token (the message never shows it)."""
-    if api_key is None:
-        return
-    if not isinstance(api_key, str) or not api_key:
-        raise UsageError("api_key must be a non-empty string")
-    if any(ch.isspace() or not ch.isprintable() for ch in api_key) or not api_key.isascii():
-        raise UsageError("api_key must be printable ASCII without spaces (check for a stray newline)")
-    register_secret(api_key)
 
 
 def _final_task(accepted: Task, stream: TaskStream) -> Optional[Task]:
@@ -209,7 +146,7 @@ class Client(_many.ManyMixin):
     ) -> None:
         if api_key is None:
             api_key = os.environ.get("INFERENCE_API_KEY") or None
-        _check_key(api_key)
+        check_key(api_key)
         if base_url is None:
             base_url = os.environ.get("INFERENCE_BASE_URL") or DEFAULT_BASE_URL
         try:
@@ -233,7 +170,7 @@ class Client(_many.ManyMixin):
         self.settings = state["settings"]
         self._pickle_api_key = state["pickle_api_key"]
         self._api_key = state["api_key"] or os.environ.get("INFERENCE_API_KEY") or None
-        _check_key(self._api_key)
+        check_key(self._api_key)
         self._transport = self._make_transport()
         self.tasks = Tasks(self)
 

@@ -9,14 +9,15 @@ sees raw JSON shapes. Field meanings follow PROTOCOL.md ("Task" and
 from __future__ import annotations
 
 import enum
-import math
 import os
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import attrs
 
+from ._agent_events import Done, Message, Reply, ToolCall
 from ._errors import ProtocolError, TaskCancelled, TaskFailed, TaskRejected
+from ._wire import _error_text, _excerpt, _is_number, _logs, _optional_str, log_record_lines
 
 __all__ = [
     "Done",
@@ -176,60 +177,6 @@ def _progress(value: Any) -> Optional[Progress]:
         if type(current) is int and type(total) is int:
             return Progress(current, total)
     return Progress.from_wire(value)
-
-
-def _is_number(value: Any) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)  # json.loads accepts NaN and Infinity; int() of them raises
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _excerpt(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _logs(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, (list, tuple)):
-        for line in value:
-            if not isinstance(line, str):
-                break
-        else:
-            return tuple(value)
-    raise ProtocolError(f"logs is not a list of strings: {_excerpt(value)}")
-
-
-def log_record_lines(records: Any) -> tuple[str, ...]:
-    """Every line of a hosted TaskDTO's ``logs`` (records ``{"id", "content", ...}``), in order.
-
-    Plain strings are taken as lines too; anything else is skipped (HOSTED.md
-    lists many fields a client may ignore).
-    """
-    if not isinstance(records, list):
-        return ()
-    lines: list[str] = []
-    for record in records:
-        content = record.get("content") if isinstance(record, dict) else record
-        if isinstance(content, str) and content:
-            lines.extend(content.splitlines())
-    return tuple(lines)
-
-
-def _error_text(value: Any) -> Optional[str]:
-    """A hosted ``error``: a string, or an object whose ``message`` (or JSON) stands for it."""
-    if value is None or isinstance(value, str):
-        return value or None
-    if isinstance(value, dict) and isinstance(value.get("message"), str):
-        return str(value["message"])
-    return _excerpt(value, 500)
-
-
-def _optional_str(value: Any, name: str) -> Optional[str]:
-    if value is None or isinstance(value, str):
-        return value
-    raise ProtocolError(f"{name} is not a string: {_excerpt(value)}")
 
 
 @attrs.frozen
@@ -406,50 +353,3 @@ class Task:
             _optional_str(data.get("created_at"), "created_at"),
             _optional_str(data.get("updated_at"), "updated_at"),
         )
-
-
-@attrs.frozen
-class Message:
-    """A chunk of an agent's answer: ``type`` is ``"text"`` or ``"thinking"``."""
-
-    type: str
-    content: str
-    message_id: str = ""
-    event_id: Optional[int] = None
-
-
-@attrs.frozen
-class ToolCall:
-    """The agent asks the client to run tool ``name`` with ``args``; answer with ``submit_tool_result(id, ...)``."""
-
-    id: str
-    name: str
-    args: Any = attrs.field(factory=dict, hash=False)
-    event_id: Optional[int] = None
-
-
-@attrs.frozen
-class Done:
-    """The end of an agent turn: ``status`` is ``"completed"``, ``"failed"`` or ``"cancelled"``."""
-
-    status: str
-    message_id: str = ""
-    error: Optional[str] = None
-    event_id: Optional[int] = None
-
-
-@attrs.frozen
-class Reply:
-    """The outcome of one agent turn (``Agent.send_message``).
-
-    ``text`` is the whole answer (thinking excluded), ``thinking`` the thinking
-    text, ``tool_calls`` every tool call the turn made, in order.
-    """
-
-    chat_id: str
-    message_id: str
-    text: str
-    thinking: str
-    status: str
-    tool_calls: tuple[ToolCall, ...] = ()
-    error: Optional[str] = None

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from inferencesh import ProtocolError
 from inferencesh._sse import ServerSentEvent, SSEDecoder
 from inferencesh._stream import _loads
-from inferencesh.models import Progress, TaskStatus, TaskUpdate, _logs, _optional_str
+from inferencesh._wire import _logs, _optional_str
+from inferencesh.models import Progress, TaskStatus, TaskUpdate
 
 
 def reference_from_wire(event_id: int, data: Any) -> TaskUpdate:
