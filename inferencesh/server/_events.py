@@ -30,7 +30,7 @@ class EventLog(Generic[T]):
     def __init__(self) -> None:
         self._items: list[T] = []
         self._closed = False
-        self._changed: asyncio.Event | None = None
+        self._changed: asyncio.Future[None] | None = None
 
     @property
     def last_id(self) -> int:
@@ -87,12 +87,11 @@ class EventLog(Generic[T]):
         if self._closed or len(self._items) > after:
             return True
         if self._changed is None:
-            self._changed = asyncio.Event()
-        changed = self._changed
-        try:
-            await asyncio.wait_for(changed.wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
+            self._changed = asyncio.get_running_loop().create_future()
+        # asyncio.wait, not wait_for: before Python 3.12, wait_for swallows a cancellation that
+        # arrives while the awaited future completes, and a busy log completes it all the time, so
+        # a reader whose client had left could not be cancelled until its log went quiet.
+        await asyncio.wait((self._changed,), timeout=timeout)
         return self._closed or len(self._items) > after
 
     async def follow(self, after: int = 0) -> AsyncIterator[tuple[int, T]]:
@@ -113,4 +112,5 @@ class EventLog(Generic[T]):
         changed = self._changed
         if changed is not None:
             self._changed = None
-            changed.set()
+            if not changed.done():
+                changed.set_result(None)

@@ -101,10 +101,10 @@ class SSEResponse(EventSourceResponse):
         await anyio.sleep_forever()
 
 
-async def _sleep_unless_stopping(store: Store, seconds: float) -> None:
+async def _sleep_unless_ended(ended: Callable[[], bool], seconds: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
-    while not store.stopping:
+    while not ended():
         left = deadline - loop.time()
         if left <= 0:
             return
@@ -141,12 +141,24 @@ async def event_stream(
     stopping. With no ``first`` items and ``after`` already the terminal
     event nothing at all is sent. The connection ``faults`` fire here,
     counting the items sent on this connection.
+
+    It also ends, writing nothing more, as soon as the client has left: once
+    its connection's transport is closing (the peer closed or reset it). The
+    ASGI server would drop later writes silently, but only after asyncio has
+    reported the connection lost; until then they go into the closing
+    transport, where asyncio warns ``socket.send() raised exception.``.
     """
     gauge.add(1)
     try:
         if not first and log.closed and after >= log.last_id:
             return
         loop = asyncio.get_running_loop()
+        transport = registry.transport(peer)
+
+        def ended() -> bool:
+            """The server is stopping or the client has left (never known without our protocol's transport)."""
+            return store.stopping or (transport is not None and transport.is_closing())
+
         if framing.head:
             yield framing.head
         last_write = loop.time()
@@ -162,17 +174,18 @@ async def event_stream(
             return not opening and log.closed and position == log.last_id
 
         due: FaultSpec | None = faults.on_connection(0, False) if faults else None
-        while not store.stopping:
+        while not ended():
             if due is not None:
                 spec, due = due, None
                 if spec.kind == "stall":
-                    await _sleep_unless_stopping(store, spec.seconds)
+                    await _sleep_unless_ended(ended, spec.seconds)
                     last_write = loop.time()
                     continue
                 if spec.kind == "mute":
-                    while not store.stopping:  # heartbeats only, for as long as the client stays
-                        await _sleep_unless_stopping(store, heartbeat)
-                        yield framing.ping
+                    while not ended():  # heartbeats only, for as long as the client stays
+                        await _sleep_unless_ended(ended, heartbeat)
+                        if not ended():
+                            yield framing.ping
                     return
                 if spec.kind == "malformed":
                     yield framing.malformed(position + 1)
@@ -194,6 +207,8 @@ async def event_stream(
                     continue
             pending = ready()
             for event_id, item in pending:
+                if ended():
+                    return
                 block = framing.frame(item)
                 next_fault = faults.on_connection(sent, True) if faults else None
                 if next_fault is not None and next_fault.kind == "cut":
