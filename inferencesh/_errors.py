@@ -160,16 +160,9 @@ class RateLimitError(APIError):
     """429: rate limited; ``retry_after`` is the server's ``Retry-After`` in seconds, or None."""
 
     def __init__(
-        self,
-        status_code: int = 429,
-        detail: str = "",
-        *,
-        title: str = "",
-        type: str = "about:blank",
-        code: str = "",
-        retry_after: Optional[float] = None,
+        self, status_code: int = 429, detail: str = "", *, retry_after: Optional[float] = None, **problem: str
     ) -> None:
-        super().__init__(status_code, detail, title=title, type=type, code=code)
+        super().__init__(status_code, detail, **problem)  # title, type, code
         self.retry_after = retry_after
 
 
@@ -185,12 +178,10 @@ class RequirementsNotMet(APIError):
         status_code: int = 412,
         detail: str = "",
         *,
-        title: str = "",
-        type: str = "about:blank",
-        code: str = "",
         requirements: Optional[list[dict[str, Any]]] = None,
+        **problem: str,
     ) -> None:
-        super().__init__(status_code, detail, title=title, type=type, code=code)
+        super().__init__(status_code, detail, **problem)  # title, type, code
         self.requirements = list(requirements or [])
 
 

@@ -268,21 +268,12 @@ class Transport:
             raise error
         return response
 
-    def call_within(
-        self,
-        timeout: Optional[float],
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        headers: Optional[dict[str, str]] = None,
-        retry: bool = True,
-        retried_conflict: Optional[Callable[[], Any]] = None,
-    ) -> Any:
-        """``call`` under an abort scope of its own: a deadline of ``timeout`` seconds (None: none)."""
-        return self.answer_within(
-            timeout, method, path, body=body, headers=headers, retry=retry, retried_conflict=retried_conflict
-        )[0]
+    def call_within(self, timeout: Optional[float], method: str, path: str, **options: Any) -> Any:
+        """``call`` under an abort scope of its own: a deadline of ``timeout`` seconds (None: none).
+
+        ``options`` are ``call``'s (``body``, ``headers``, ``retry``, ``retried_conflict``).
+        """
+        return self.answer_within(timeout, method, path, **options)[0]
 
     def answer_within(
         self,
@@ -304,25 +295,9 @@ class Transport:
         finally:
             scope.close()
 
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        scope: _Abort,
-        body: Any = None,
-        headers: Optional[dict[str, str]] = None,
-        retry: bool = True,
-        retried_conflict: Optional[Callable[[], Any]] = None,
-    ) -> Any:
-        """A JSON call; returns the envelope's payload (``_answers.envelope``). Retries per PROTOCOL.md when ``retry``.
-
-        ``retried_conflict`` answers instead when a retry meets 409: the attempt
-        whose answer was lost had already done the work (a cancel, a tool result).
-        """
-        return self.call_answer(
-            method, path, scope=scope, body=body, headers=headers, retry=retry, retried_conflict=retried_conflict
-        )[0]
+    def call(self, method: str, path: str, *, scope: _Abort, **options: Any) -> Any:
+        """A JSON call; returns the envelope's payload (``_answers.envelope``); ``options`` as ``call_answer``'s."""
+        return self.call_answer(method, path, scope=scope, **options)[0]
 
     def call_answer(
         self,
@@ -335,7 +310,12 @@ class Transport:
         retry: bool = True,
         retried_conflict: Optional[Callable[[], Any]] = None,
     ) -> tuple[Any, Optional[str]]:
-        """``call``, with the dialect the answer's envelope shows ("hosted", "v1" or None: cannot tell)."""
+        """A JSON call → (the envelope's payload, the dialect the envelope shows: "hosted", "v1" or None).
+
+        Retried per PROTOCOL.md when ``retry``; ``request_timeout`` bounds the whole call.
+        ``retried_conflict`` answers instead when a retry meets 409: the attempt whose answer
+        was lost had already done the work (a cancel, a tool result).
+        """
         attempts = (self.max_retries + 1) if retry else 1
         # request_timeout bounds the whole call, its retries included (a server that accepts and never
         # answers costs request_timeout, not (max_retries + 1) × request_timeout).
