@@ -138,13 +138,11 @@ async def _flux(ctx: AppContext, data: dict[str, Any]) -> Any:
     await ctx.sleep(0.3)
     ctx.emit(status=SERVING, logs=["Starting app server"])
     await ctx.sleep(0.2)
-    if ctx.hosted:
-        ctx.emit(status=SETTING_UP, logs=["simulated FLUX.1-schnell: no model is loaded"])
-    else:
-        ctx.emit(status=SETTING_UP, logs=["Loading model black-forest-labs/FLUX.1-schnell"])
+    # A simulation, and its logs say so (no "Loading model ..." where no model runs).
+    ctx.emit(status=SETTING_UP, logs=["simulated FLUX.1-schnell: no model is loaded"])
     await ctx.sleep(0.5)
     image = _png.draw(prompt)
-    started = "Drawing a placeholder image" if ctx.hosted else "Model loaded"
+    started = "Drawing a placeholder image"
     ctx.emit(
         status=RUNNING,
         logs=[started, f"Generating {steps} steps"],

@@ -34,8 +34,8 @@ def test_a_forced_bar_shows_status_count_and_logs(client: Client) -> None:
     for status in ("queued", "setting_up", "running", "uploading", "completed"):
         assert f"{status}:" in text, text  # the description is the status
     assert "8/8" in text and "3/8" in text  # the count is progress.current/total
-    assert "Step 3/8\n" in text and "Model loaded\n" in text  # log lines on lines of their own
-    assert text.index("Model loaded") < text.rindex("completed")
+    assert "Step 3/8\n" in text and "Drawing a placeholder image\n" in text  # log lines on lines of their own
+    assert text.index("Drawing a placeholder image") < text.rindex("completed")
     assert open_bars() == 0
 
 
