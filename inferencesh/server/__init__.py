@@ -32,7 +32,8 @@ Built-in apps (every delay divided by ``speed``): ``infsh/echo``,
 ``infsh/flux-schnell`` (``{"prompt", "steps"?}``: the whole status flow, a
 real PNG, answered as its URL on this server), ``infsh/image-info``
 (``{"image": <URL of an uploaded file>}``: its width, height and format),
-``infsh/sleep`` (``{"seconds"}``, cancellable), ``infsh/fail`` (``{"message"?}``), ``infsh/count`` (``{"n"}``: n updates at full speed),
+``infsh/sleep`` (``{"seconds"}``, cancellable), ``infsh/fail`` (``{"message"?}``),
+``infsh/count`` (``{"n"}``: n updates at full speed),
 ``infsh/llm`` (``{"prompt", "reasoning"?}``: its answer streamed word by
 word: ``delta`` events in the hosted dialect, ``partial_output`` previews in
 v1). In the hosted dialect, ``infsh/flux-schnell`` logs a tqdm-style line

@@ -41,7 +41,8 @@ def test_the_example_notebook_runs_and_shows_each_pattern(kernel_name: str, kern
     states = widget_states(notebook)
     assert any(str(s.get("value")).startswith("completed:") for s in states)  # the description is the status
     assert any(s.get("bar_style") == "success" and s.get("max") == 8 and s.get("value") == 8 for s in states)
-    assert "Drawing a placeholder image\n" in text_of(bar) and "Task completed" in text_of(bar)  # log lines above the bar
+    # log lines above the bar
+    assert "Drawing a placeholder image\n" in text_of(bar) and "Task completed" in text_of(bar)
 
     assert "17 log lines in" in text_of(logs)
     assert "Stream cancelled; the task is cancelled" in text_of(cancel)
