@@ -78,12 +78,24 @@ class FeedIterator(Generic[T]):
         return self._loop()
 
     def _loop(self) -> Generator[T, None, None]:
+        # ``__next__`` inlined: this runs once per update, so it is the SDK's hot path.
+        gen = self._gen
+        seen = self._seen
         try:
-            while True:
+            while gen is not None and self._gen is gen:
                 try:
-                    item = self.__next__()
+                    item = next(gen)
                 except StopIteration:
+                    self._gen = None
+                    self._end(None)
                     return
+                except BaseException as exc:
+                    self._gen = None
+                    self._end(exc)
+                    raise
+                seen(item)
+                for watcher in self._watchers:
+                    watcher.seen(item)
                 yield item
         finally:
             if self._gen is not None:

@@ -77,16 +77,16 @@ class _Record:
         self.final_task: Optional[Task] = None
 
     def add(self, update: TaskUpdate) -> None:
-        now = time.monotonic()
         if self.first_seen is None:
-            self.first_seen = now
+            self.first_seen = time.monotonic()
         self.status = update.status
         if update.progress is not None:
             self.progress = update.progress
-        self.logs.extend(update.logs)
+        if update.logs:
+            self.logs.extend(update.logs)
         if update.is_terminal:
             self.result = update
-            self.last_seen = now
+            self.last_seen = time.monotonic()
 
 
 def open_task_stream(
