@@ -123,7 +123,7 @@ def envelope(response: requests.Response) -> tuple[Any, Optional[str]]:
         return None, None
     try:
         payload = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ProtocolError(
             f"expected a JSON body from {response.request.method} {urlsplit(response.url).path}, "
             f"got {response.headers.get('Content-Type', 'no content type')}: {_excerpt(response.text)}"

@@ -79,6 +79,20 @@ class Reader(Protocol[T]):
     def stale(self) -> bool: ...
 
 
+#: The SSE event types of hosted task streams (the task's objects unnamed, or named ``delta``).
+HOSTED_TASK_EVENTS = frozenset({"message", "update", "task", "tasks", "delta"})
+#: The SSE event types of hosted chat streams.
+HOSTED_CHAT_EVENTS = frozenset({"message", "chats", "chat_messages", "agent_runs", "delta"})
+
+
+def sse_objects(events: Iterator[ServerSentEvent], types: frozenset[str]) -> Iterator[list[dict[str, Any]]]:
+    """Hosted SSE events as NDJSON batches of one object each; other event types are skipped unread
+    (PROTOCOL.md: event types a client does not know are ignored)."""
+    for event in events:
+        if event.event in types:
+            yield [sse_object(event)]
+
+
 def sse_object(event: ServerSentEvent) -> dict[str, Any]:
     """A hosted SSE event as the NDJSON object it stands for (HOSTED.md "The task stream").
 

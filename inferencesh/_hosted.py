@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 from ._answers import envelope
-from ._dialects import sse_object
+from ._dialects import HOSTED_TASK_EVENTS, sse_objects
 from ._errors import ProtocolError
 from ._sse import ServerSentEvent
 from ._transport import Transport
@@ -149,63 +149,89 @@ def _merge_into(current: dict[str, Any], incoming: dict[str, Any]) -> None:
 
 
 def _merge_indexed(current: list[Any], incoming: list[Any]) -> list[Any]:
-    by_index: dict[Any, dict[str, Any]] = {}
+    by_index: dict[int, dict[str, Any]] = {}
     for position, item in enumerate(current):
         if isinstance(item, dict):
-            by_index[item.get("index", position)] = item
+            by_index[_index(item, position)] = item
     for position, item in enumerate(incoming):
         if not isinstance(item, dict):
             continue
-        index = item.get("index", position)
+        index = _index(item, position)
         existing = by_index.get(index)
         if existing is None:
             by_index[index] = _deep_copy(item)
         else:
             _merge_into(existing, item)
-    return [by_index[key] for key in sorted(by_index, key=lambda k: (not isinstance(k, int), k))]
+    return [by_index[key] for key in sorted(by_index)]
+
+
+def _index(item: dict[str, Any], position: int) -> int:
+    """A tool call's ``index``; its position where the index is missing or not an int."""
+    index = item.get("index")
+    return index if type(index) is int else position
 
 
 class _LogCursor:
-    """What was handed out of each log record: characters consumed, by record id."""
+    """What was handed out of each log record: characters consumed, by record id.
+
+    Only the last record listed may still be growing: an unfinished line of any
+    other record (one that a later record follows, or one that the list no
+    longer holds: a server that sends only new records) is complete.
+    """
 
     def __init__(self) -> None:
         self.consumed: dict[Any, int] = {}
+        self.pending: dict[Any, str] = {}  # the unfinished last line of a record, by record id
 
     def new_lines(self, records: Any, flush: bool) -> list[str]:
         """The complete lines added to ``records`` since the last call; with ``flush`` the unfinished ones too."""
         if not isinstance(records, list):
             return []
-        lines: list[str] = []
+        entries: list[tuple[Any, str]] = []
         for position, record in enumerate(records):
             if isinstance(record, dict):
-                key = record.get("id", position)
-                content = record.get("content")
+                key, content = record.get("id", position), record.get("content")
             else:
                 key, content = position, record
-            if not isinstance(content, str):
-                continue
-            key = key if isinstance(key, (str, int)) else position
-            start = self.consumed.get(key, 0)
-            if len(content) <= start:
-                continue
-            text = content[start:]
-            # A CR at the very end may be the first half of a CRLF: it waits for what follows.
-            body = text[:-1] if text.endswith("\r") and not flush else text
-            parts = _LINE_END.split(body)
-            tail = parts.pop()  # after the last line end: an unfinished line (or "")
-            if flush:
-                if tail:
-                    parts.append(tail)
-                consumed = len(content)
-            else:
-                consumed = start + len(body) - len(tail)
-            lines.extend(parts)
-            self.consumed[key] = consumed
+            if isinstance(content, str):
+                entries.append((key if isinstance(key, (str, int)) else position, content))
+        lines: list[str] = []
+        listed = {key for key, _ in entries}
+        for key in [key for key in self.pending if key not in listed]:  # gone from the list: complete
+            tail = self.pending.pop(key)
+            lines.append(tail.rstrip("\r"))
+            self.consumed[key] = self.consumed.get(key, 0) + len(tail)
+        last = len(entries) - 1
+        for number, (key, content) in enumerate(entries):
+            lines.extend(self._take(key, content, flush or number < last))
         return lines
+
+    def _take(self, key: Any, content: str, complete: bool) -> list[str]:
+        start = self.consumed.get(key, 0)
+        if len(content) <= start:
+            return []
+        text = content[start:]
+        # A CR at the very end may be the first half of a CRLF: it waits for what follows.
+        body = text[:-1] if text.endswith("\r") and not complete else text
+        parts = _LINE_END.split(body)
+        tail = parts.pop()  # after the last line end: an unfinished line (or "")
+        if complete:
+            if tail:
+                parts.append(tail)
+            self.consumed[key] = len(content)
+            self.pending.pop(key, None)
+        else:
+            self.consumed[key] = start + len(body) - len(tail)
+            if text[len(body) - len(tail) :]:
+                self.pending[key] = text[len(body) - len(tail) :]
+            else:
+                self.pending.pop(key, None)
+        return parts
 
 
 def _history(task: dict[str, Any], current: TaskStatus) -> list[TaskStatus]:
-    """The statuses the task went through, in order, consecutive repeats folded; ends with ``current``."""
+    """The statuses the task went through, in order, consecutive repeats folded, with ``current`` last
+    unless the history already holds it (its ``events`` may be ahead of a stale ``status``)."""
     statuses: list[TaskStatus] = []
     events = task.get("events")
     if isinstance(events, list):
@@ -214,7 +240,7 @@ def _history(task: dict[str, Any], current: TaskStatus) -> list[TaskStatus]:
                 status = TaskStatus.from_wire(event["status"], "hosted")
                 if not statuses or statuses[-1] is not status:
                     statuses.append(status)
-    if not statuses or statuses[-1] is not current:
+    if current not in statuses:  # events may lag behind the status field (never ahead of it: see below)
         statuses.append(current)
     return statuses
 
@@ -267,7 +293,7 @@ class HostedTaskReader:
     # -- frames -----------------------------------------------------------
 
     def from_sse(self, events: Iterator[ServerSentEvent]) -> Iterator[TaskUpdate]:
-        return self.from_ndjson([sse_object(event)] for event in events)
+        return self.from_ndjson(sse_objects(events, HOSTED_TASK_EVENTS))
 
     def from_ndjson(self, batches: Iterator[list[dict[str, Any]]]) -> Iterator[TaskUpdate]:
         """Updates from the stream's objects, read in batches (the objects one read brought).
@@ -281,20 +307,23 @@ class HostedTaskReader:
             deltas = False
             for obj in batch:
                 heard()
-                if obj.get("type") == "heartbeat":
-                    continue
-                self.last_news = time.monotonic()
+                if "type" in obj and "id" not in obj:
+                    continue  # a heartbeat (or another keep-alive): no news, the reconcile clock runs on
                 data = obj.get("data")
                 if obj.get("event") == "delta" and isinstance(data, dict):
+                    self.last_news = time.monotonic()
                     self.deltas.add(data.get("delta"))
                     deltas = True
                     continue
                 if deltas:
-                    yield self._delta_update()
+                    yield from self._delta_update()
                     deltas = False
-                yield from self.take(obj)
+                updates = self.take(obj)
+                if updates or self._is_task(obj):
+                    self.last_news = time.monotonic()
+                yield from updates
             if deltas:
-                yield self._delta_update()
+                yield from self._delta_update()
 
     def take(self, obj: dict[str, Any]) -> list[TaskUpdate]:
         """The updates one stream object brings (none when it holds nothing new)."""
@@ -303,7 +332,7 @@ class HostedTaskReader:
         if event == "delta":
             if isinstance(data, dict):
                 self.deltas.add(data.get("delta"))
-                return [self._delta_update()]
+                return self._delta_update()
             return []
         if event is not None and event not in ("message", "update", "task", "tasks"):
             return []  # typed events a task stream does not use
@@ -315,8 +344,15 @@ class HostedTaskReader:
             return self.sync()
         return []
 
-    def _delta_update(self) -> TaskUpdate:
-        return self._update(self.handed[-1] if self.handed else self._status(), (), False)
+    def _delta_update(self) -> list[TaskUpdate]:
+        """The update for the deltas just added; none before the task's status is known (the next update
+        carries them)."""
+        status = self.handed[-1] if self.handed else self._status()
+        return [] if status is TaskStatus.UNKNOWN else [self._update(status, (), False)]
+
+    @staticmethod
+    def _is_task(obj: dict[str, Any]) -> bool:
+        return isinstance(obj.get("data"), dict) or "id" in obj or "status" in obj
 
     def recover(self) -> list[TaskUpdate]:
         """After a drop: read ``GET /tasks/{id}`` and hand out what its history holds that was not handed out."""

@@ -30,11 +30,12 @@ import json
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any, Callable, Optional, Union
+from urllib.parse import quote
 
 import attrs
 
 from ._answers import envelope
-from ._dialects import sse_object
+from ._dialects import HOSTED_CHAT_EVENTS, sse_objects
 from ._errors import ProtocolError
 from ._sse import ServerSentEvent
 from ._transport import Transport
@@ -48,6 +49,7 @@ AgentEvent = Union[Message, ToolCall, Done]
 _ACTIVE_RUN = frozenset({"submitted", "working", "input_required"})
 _ACTIVE_CHAT = frozenset({"busy", "awaiting_input"})
 _FINAL_MESSAGE = frozenset({"ready", "failed", "cancelled", "canceled"})
+_CHAT_EVENTS = frozenset({"delta", "chat_messages", "chats", "agent_runs"})
 _DONE_STATUS = {"completed": "completed", "canceled": "cancelled", "cancelled": "cancelled"}
 
 
@@ -87,7 +89,7 @@ def _arguments(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return json.loads(value) if value.strip() else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
     return {} if value is None else value
 
@@ -129,6 +131,8 @@ class HostedChatReader:
         self.dispatched: set[str] = set()
         self.final_messages: set[str] = set()
         self.active_seen = False
+        self.user_seen = False
+        self.idle_run: Optional[tuple[Any, Any]] = None  # an inactive run seen before this turn was known to end
         self.ended = False
         self.count = 0
         self.last_news = time.monotonic()
@@ -136,7 +140,7 @@ class HostedChatReader:
     # -- frames -----------------------------------------------------------
 
     def from_sse(self, events: Iterator[ServerSentEvent]) -> Iterator[AgentEvent]:
-        return self.from_ndjson([sse_object(event)] for event in events)
+        return self.from_ndjson(sse_objects(events, HOSTED_CHAT_EVENTS))
 
     def from_ndjson(self, batches: Iterator[list[dict[str, Any]]]) -> Iterator[AgentEvent]:
         for item in self._events(obj for batch in batches for obj in batch):
@@ -151,13 +155,11 @@ class HostedChatReader:
         self.last_news = time.monotonic()
         for obj in objects:
             self.heard()
-            if obj.get("type") == "heartbeat":
-                continue
-            self.last_news = time.monotonic()
             event = obj.get("event")
             data = obj.get("data", obj)
-            if not isinstance(data, dict) or self.ended:
-                continue
+            if event not in _CHAT_EVENTS or not isinstance(data, dict) or self.ended:
+                continue  # heartbeats, keep-alives and event types a chat turn does not use
+            self.last_news = time.monotonic()
             if event == "delta":
                 yield from self._delta(data)
             elif event == "chat_messages":
@@ -174,14 +176,19 @@ class HostedChatReader:
             raise ProtocolError(f"GET {self.chat_path} answered no chat object")
         messages = chat.get("chat_messages")
         if not isinstance(messages, list):
-            page = self._get(f"{self.chat_path}/messages")
-            messages = page.get("items") if isinstance(page, dict) else page
+            messages = self._all_messages()
         self.delta_seen = set()
         self.last_news = time.monotonic()
+        listed = [message for message in messages if isinstance(message, dict)]
+        ids = [message.get("id") for message in listed]
+        if self.user_id in ids:  # oldest first: what follows this turn's user message is this turn's
+            after = ids.index(self.user_id)
+            for number, message_id in enumerate(ids):
+                if isinstance(message_id, str) and message_id != self.user_id and message_id not in self.theirs:
+                    (self.ours if number > after else self.theirs).add(message_id)
         items: list[AgentEvent] = []
-        for message in messages if isinstance(messages, list) else []:
-            if isinstance(message, dict):
-                items.extend(self._message(message))
+        for message in listed:
+            items.extend(self._message(message))
         items.extend(self._run(chat.get("active_run"), chat.get("status")))
         return [self._numbered(item) for item in items]
 
@@ -190,6 +197,24 @@ class HostedChatReader:
 
     def _get(self, path: str) -> Any:
         return envelope(self.transport.send("GET", path, scope=self.scope))[0]
+
+    def _all_messages(self) -> list[Any]:
+        """``GET /chats/{id}/messages``, every page (``next_cursor`` sent back as ``?cursor=``), at most 100."""
+        messages: list[Any] = []
+        path = f"{self.chat_path}/messages"
+        for _ in range(100):
+            page = self._get(path)
+            if isinstance(page, list):
+                return messages + page
+            if not isinstance(page, dict):
+                break
+            items = page.get("items")
+            messages.extend(items if isinstance(items, list) else [])
+            cursor = page.get("next_cursor")
+            if not page.get("has_next") or not isinstance(cursor, str) or not cursor:
+                break
+            path = f"{self.chat_path}/messages?cursor={quote(cursor, safe='')}"
+        return messages
 
     # -- what is new --------------------------------------------------------
 
@@ -200,14 +225,18 @@ class HostedChatReader:
         if message_id in self.ours:
             return True
         mine = False
-        if message.get("role") == "assistant" and message_id != self.user_id:
+        if message_id == self.user_id:
+            self.user_seen = True
+        elif message.get("role") == "assistant":
             order, created = message.get("order"), message.get("created_at")
             if isinstance(order, int) and isinstance(self.user_order, int):
                 mine = order > self.user_order
             elif isinstance(created, str) and isinstance(self.user_created, str):
                 mine = created >= self.user_created
-            else:
-                mine = message.get("status") not in _FINAL_MESSAGE
+            elif self.user_seen:  # messages come oldest first: after this turn's user message, this turn's
+                mine = True
+            else:  # a message still being written, or one that appeared after this turn's run started
+                mine = message.get("status") not in _FINAL_MESSAGE or self.active_seen
         (self.ours if mine else self.theirs).add(message_id)
         return mine
 
@@ -244,6 +273,7 @@ class HostedChatReader:
         if final:
             self.final_messages.add(message_id)
         items: list[AgentEvent] = []
+        ending = self.idle_run if final and message_id == self.message_id else None
         if final or message_id not in self.delta_seen:
             for kind, text in _texts(message).items():
                 items.extend(self._advance(message_id, kind, text, True))
@@ -265,6 +295,8 @@ class HostedChatReader:
                 items.append(
                     ToolCall(call_id, name if isinstance(name, str) else "", _arguments(function.get("arguments")))
                 )
+        if ending is not None:  # the run was seen over before this turn's message was: the turn is over
+            items.extend(self._run(*ending))
         return items
 
     def _run(self, run: Any, chat_status: Any) -> list[AgentEvent]:
@@ -277,9 +309,12 @@ class HostedChatReader:
             return []
         if active:
             self.active_seen = True
+            self.idle_run = None
             return []
-        # An idle snapshot left from the previous turn does not end this one.
+        # An idle snapshot left from the previous turn does not end this one (kept: it may be this
+        # turn's, over before the stream opened, which this turn's final message will tell).
         if not (self.active_seen or self.message_id in self.final_messages):
+            self.idle_run = (run, chat_status)
             return []
         self.ended = True
         error = run.get("error") if isinstance(run, dict) else None

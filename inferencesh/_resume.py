@@ -136,6 +136,7 @@ class Feed(Generic[T]):
         self.done = False
         self.resumed_from = last_event_id  # the id this stream started after (None: from the start)
         self.heard = False  # whether the current connection brought any event (a replayed one too)
+        self.opened_and_dropped = False  # whether the last attempt's stream opened, then ended or broke
 
     def hear(self) -> None:
         """The reader's note that the current connection brought a frame."""
@@ -240,7 +241,9 @@ class Feed(Generic[T]):
                         raise Retryable(failed)
                     if attempt.retry_state.attempt_number > 1:
                         log.info("reconnecting to %s (Last-Event-ID %s)", self.path, self.resume_id())
-                    return self._open_until_item(recover)
+                    # A stream without ids re-reads its history after any drop, the first connection's
+                    # too (HOSTED.md); an error answer to the request itself is no drop.
+                    return self._open_until_item(recover or self.opened_and_dropped)
         except Retryable as exc:
             self.scope.check()
             if self.scope.reason == CLOSE:
@@ -253,6 +256,7 @@ class Feed(Generic[T]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _open_until_item(self, recover: bool) -> Optional[tuple[Iterator[T], T]]:
+        self.opened_and_dropped = False
         while True:
             if self.scope.reason == CLOSE:
                 return None  # close() from another thread during a backoff wait: no new request
@@ -271,6 +275,7 @@ class Feed(Generic[T]):
                 if exc.reconcile:
                     recover = True  # heartbeats only: re-read the history and go on, no attempt spent
                     continue
+                self.opened_and_dropped = True
                 raise Retryable(exc) from None
             except BaseException:
                 self.release()
@@ -290,6 +295,7 @@ class Feed(Generic[T]):
                 and self.finished()
             ):
                 return None
+            self.opened_and_dropped = True
             raise Retryable(_Drop("stream closed before a terminal event"))
 
     def _open_later(self) -> Iterator[T]:

@@ -112,7 +112,7 @@ def open_task_stream(
 
     def finished() -> bool:
         # PROTOCOL.md: a resumed stream that closes empty may mean the task is already over.
-        task = Task.from_wire(transport.call("GET", task_path, scope=scope))  # only PROTOCOL.md streams ask
+        task = read_task(transport.call_answer("GET", task_path, scope=scope), dialect or "auto")[0]
         if task.is_terminal:
             record.final_task = task
             record.status = task.status

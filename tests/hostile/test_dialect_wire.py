@@ -143,3 +143,30 @@ def test_a_hosted_chat_resumes_from_the_chat_when_the_stream_has_nothing_more() 
         reply = _client(server.url).agent("a/b").send_message("hi", on_message=lambda m: chunks.append(m.content))
     assert chunks == ["Hello", " world"]
     assert (reply.text, reply.status) == ("Hello world", "completed")
+
+
+def test_json_nested_too_deeply_is_a_protocol_error() -> None:
+    payload = b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+    def handler(conn: socket.socket, request: Request) -> None:
+        conn.sendall(head(content_type="application/json", length=len(payload)) + payload)
+
+    with serving(handler) as server, pytest.raises(inferencesh.ProtocolError):
+        _client(server.url).tasks.get("t")
+
+
+def test_a_first_connection_that_brings_nothing_reads_the_task() -> None:
+    """HOSTED.md: after any drop the task is read, the first connection's too."""
+    done = json.dumps({"success": True, "status": 200, "data": {"id": "t1", "status": 10, "output": 5}}).encode()
+
+    def handler(conn: socket.socket, request: Request) -> None:
+        if request.path.endswith("/stream"):
+            conn.sendall(head(content_type="application/x-ndjson"))  # and nothing: a clean, empty end
+        else:
+            conn.sendall(head(content_type="application/json", length=len(done)) + done)
+
+    with serving(handler) as server:
+        updates = list(_client(server.url, dialect="hosted").tasks.stream("t1"))
+        paths = [r.path for r in server.requests]
+    assert [(u.status.value, u.output) for u in updates] == [("completed", 5)]
+    assert paths[:2] == ["/tasks/t1/stream", "/tasks/t1"]

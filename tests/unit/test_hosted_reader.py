@@ -333,3 +333,81 @@ def test_a_snapshot_ahead_of_the_deltas_does_not_repeat_their_text() -> None:
     )
     assert [e.content for e in events] == ["Hel", "lo"]
     assert reader.count == 2
+
+
+def test_records_replaced_by_only_new_records_lose_no_line() -> None:
+    cursor = _LogCursor()
+    assert cursor.new_lines([{"id": "l1", "content": "Loading model"}], flush=False) == []  # may still grow
+    assert cursor.new_lines([{"id": "l2", "content": "Step 1"}], flush=False) == ["Loading model"]  # l1 is gone
+    assert cursor.new_lines([{"id": "l3", "content": "done"}], flush=True) == ["Step 1", "done"]
+
+
+def test_a_record_followed_by_another_is_complete() -> None:
+    cursor = _LogCursor()
+    assert cursor.new_lines([{"id": "a", "content": "setup"}, {"id": "b", "content": "run"}], flush=False) == ["setup"]
+    assert cursor.new_lines([{"id": "a", "content": "setup"}, {"id": "b", "content": "run 1\n"}], flush=False) == [
+        "run 1"
+    ]
+
+
+def test_a_turn_over_before_its_stream_opened_ends_on_its_final_message() -> None:
+    reader = _chat_reader()
+    events = _events(
+        reader,
+        {"event": "chats", "data": {"id": "c1", "status": "idle", "active_run": {"state": "completed"}}},
+        {"event": "chat_messages", "data": _message("m2", "ready", "All done")},
+    )
+    assert events == [Message("text", "All done", "m2"), Done("completed", "m2", None)]
+
+
+def test_without_order_or_times_a_message_after_the_user_message_is_this_turns() -> None:
+    reader = HostedChatReader(
+        None,  # type: ignore[arg-type]
+        "/chats/c1",
+        _Abort(None),
+        message_id="m2",
+        user={"id": "m1"},
+        reconcile_interval=30.0,
+        heard=lambda: None,
+    )
+    bare = [
+        {"id": m, "role": r, "status": "ready", "content": [{"type": "text", "text": t}]}
+        for m, r, t in (
+            ("m0", "assistant", "an old answer"),
+            ("m1", "user", "weather?"),
+            ("m2", "assistant", "Let me check. "),
+            ("m3", "assistant", "It is sunny."),
+        )
+    ]
+    events = _events(
+        reader,
+        *({"event": "chat_messages", "data": message} for message in bare),
+        {"event": "chats", "data": {"id": "c1", "status": "idle", "active_run": {"state": "completed"}}},
+    )
+    assert [getattr(e, "content", None) for e in events] == ["Let me check. ", "It is sunny.", None]
+
+
+def test_unknown_sse_event_types_are_skipped_unread() -> None:
+    from inferencesh._sse import ServerSentEvent
+
+    reader = _task_reader()
+    events = iter([ServerSentEvent("ping", "keepalive"), ServerSentEvent("message", '{"id": "tsk_1", "status": 10}')])
+    assert [u.status.value for u in reader.from_sse(events)] == ["completed"]
+
+
+def test_events_ahead_of_a_stale_status_do_not_repeat_it() -> None:
+    reader = _task_reader()
+    reader.take(_dto(2, [1, 2]))
+    updates = reader.take(
+        {"data": {"id": "tsk_1", "status": 2, "events": [{"status": s} for s in (1, 2, 7)]}, "fields": ["events"]}
+    )
+    assert _statuses(updates) == ["running"]
+    assert reader.take({"data": {"id": "tsk_1", "status": 7}, "fields": ["status"]}) == []
+
+
+def test_odd_tool_call_indexes_do_not_escape() -> None:
+    acc = DeltaAccumulator()
+    acc.add({"tool_calls": [{"index": {}, "function": {"name": "a"}}, {"index": None, "function": {"name": "b"}}]})
+    acc.add({"tool_calls": [{"index": "x", "function": {"arguments": "{}"}}]})
+    snap = acc.snapshot()
+    assert snap is not None and len(snap["tool_calls"]) == 2
