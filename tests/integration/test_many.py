@@ -294,7 +294,7 @@ def test_one_client_carries_200_concurrent_streams(caplog: pytest.LogCaptureFixt
         assert all(count == 5 for count in counts.values())  # running, 3 ticks... exactly as served
         assert peaks.streams == n  # all 200 open at the same time
         assert wall < 30
-        assert peaks.threads <= n + 10
+        assert peaks.threads - len(before) <= n + 10  # threads this call added (other tests' may linger)
         assert not [r for r in caplog.records if r.name.startswith(("urllib3", "inferencesh"))], caplog.text
         assert reader_threads() == []
         assert wait_until(lambda: server.open_streams == 0)

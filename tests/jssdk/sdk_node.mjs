@@ -42,7 +42,7 @@ async function follow() {
     if (seen[seen.length - 1] !== task.status) seen.push(task.status);
   };
   const task = await client.run(
-    { app: 'infsh/flux-schnell', input: { prompt: 'a blue bird', steps: 4 } },
+    { app: 'infsh/flux-schnell', input: { prompt: 'a blue bird', steps: 40 } },  // long enough to be seen running
     { onUpdate: (t) => { updates += 1; onAny(t); }, onPartialUpdate: onAny },
   );
   assert.ok(updates >= 1, 'onUpdate was called');
