@@ -8,6 +8,13 @@ reaches its loop. Readers run one after the other on fresh connections: the
 floor (raw socket, ``split(b"\\n\\n")``, ``json.loads``), the SDK's
 ``TaskStream``, requests + sseclient-py, httpx + httpx-sse. The first
 ``warmup`` updates of each are dropped.
+
+``run_hosted`` does the same on the hosted paths (``_recorded.py
+hosted_ticker``: the TaskDTO, then one partial update every ``interval``
+seconds whose log line carries the send time), NDJSON and SSE: the SDK
+(``dialect="hosted"``, that ``stream_format``) against the naive floor of
+that format (NDJSON: raw socket, ``split(b"\\n")``, ``json.loads``; SSE: the
+floor above).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from typing import Any, Callable
 
 from bench._recorded import STREAM_PATH, TASK_ID, RawServer
 from bench.throughput import floor_events
+
+_Samples = Callable[[str], Iterator[float]]
 
 
 def _sdk(url: str) -> Iterator[float]:
@@ -64,7 +73,41 @@ def _httpx_sse(url: str) -> Iterator[float]:
             yield now - data["partial_output"]["sent"]
 
 
-READERS: dict[str, Callable[[str], Iterator[float]]] = {
+def _sent(obj: Any) -> float | None:
+    """The send time in a hosted partial update's log line (None for the opening TaskDTO)."""
+    if "fields" not in obj:
+        return None
+    return float(obj["data"]["logs"][0]["content"].split()[1])
+
+
+def _hosted_floor(fmt: str) -> _Samples:
+    def read(url: str) -> Iterator[float]:
+        from bench.hosted import floor_objects
+
+        objects = floor_objects(url) if fmt == "ndjson" else floor_events(url)
+        for obj in objects:
+            now = time.monotonic()
+            sent = _sent(obj)
+            if sent is not None:
+                yield now - sent
+
+    return read
+
+
+def _hosted_sdk(fmt: str) -> _Samples:
+    def read(url: str) -> Iterator[float]:
+        from bench.hosted import sdk_client
+
+        with sdk_client(url, fmt) as client, client.tasks.stream(TASK_ID) as stream:
+            for update in stream:
+                now = time.monotonic()
+                if update.logs:
+                    yield now - float(update.logs[-1].split()[1])
+
+    return read
+
+
+READERS: dict[str, _Samples] = {
     "floor": _floor,
     "sdk": _sdk,
     "sseclient": _sseclient,
@@ -109,8 +152,26 @@ def run(updates: int = 500, interval: float = 0.01, warmup: int = 10) -> dict[st
     return results
 
 
+def run_hosted(updates: int = 500, interval: float = 0.01, warmup: int = 10) -> dict[str, Any]:
+    """p50/p99 of received − sent on the hosted paths (NDJSON, SSE): the floor and the SDK, and the p99 added."""
+    results: dict[str, Any] = {"updates": updates, "interval_s": interval, "warmup": warmup, "paths": {}}
+    for fmt in ("ndjson", "sse"):
+        path: dict[str, Any] = {}
+        with RawServer("hosted_ticker", events=updates + warmup, interval=interval, fmt=fmt) as server:
+            for name, reader in (("floor", _hosted_floor(fmt)), ("sdk", _hosted_sdk(fmt))):
+                samples = list(reader(server.url))
+                if len(samples) != updates + warmup:
+                    raise AssertionError(f"{name} ({fmt}) saw {len(samples)} updates, expected {updates + warmup}")
+                path[name] = summary_ms(samples[warmup:])
+        path["sdk_p99_added_ms"] = path["sdk"]["p99_ms"] - path["floor"]["p99_ms"]
+        path["sdk_p50_added_ms"] = path["sdk"]["p50_ms"] - path["floor"]["p50_ms"]
+        results["paths"][fmt] = path
+    return results
+
+
 if __name__ == "__main__":
     import pprint
     import sys
 
     pprint.pprint(run(int(sys.argv[1]) if len(sys.argv) > 1 else 200))
+    pprint.pprint(run_hosted(int(sys.argv[1]) if len(sys.argv) > 1 else 200))
