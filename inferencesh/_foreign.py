@@ -104,6 +104,7 @@ def send(
                 stream=stream,
                 timeout=(connect, transport.request_timeout),
                 allow_redirects=False,
+                proxies=_proxies_for(url),
             )
     except (requests.RequestException, OSError, ValueError) as exc:
         scope.detach()
@@ -145,3 +146,8 @@ def get_following(
         if not is_http_url(url):
             raise error(f"redirected to a URL that is not http(s): {shown_url(url)}", url=shown_url(url))
     raise error(f"more than {MAX_REDIRECTS} redirects", url=shown_url(url))
+
+
+def _proxies_for(url: str) -> dict[str, Any]:
+    """This host's proxies from the environment, not the API's (None drops the session's: see Transport)."""
+    return {"http": None, "https": None, **requests.utils.get_environ_proxies(url)}

@@ -170,3 +170,19 @@ def test_a_first_connection_that_brings_nothing_reads_the_task() -> None:
         paths = [r.path for r in server.requests]
     assert [(u.status.value, u.output) for u in updates] == [("completed", 5)]
     assert paths[:2] == ["/tasks/t1/stream", "/tasks/t1"]
+
+
+def test_proxies_from_the_environment_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As requests users expect: HTTP_PROXY carries the API's requests (read once, when the client is made)."""
+    body = json.dumps({"data": {"id": "t", "app": "a", "status": 7, "logs": [], "progress": None}}).encode()
+
+    def handler(conn: socket.socket, request: Request) -> None:
+        conn.sendall(head(content_type="application/json", length=len(body)) + body)
+
+    with serving(handler) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        client = _client("http://api.example.invalid")
+        assert client.tasks.get("t").status == "running"
+        assert proxy.requests[0].path == "http://api.example.invalid/tasks/t"  # absolute form: a proxy's request
