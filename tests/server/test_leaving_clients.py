@@ -14,11 +14,11 @@ three events of a live stream.
 from __future__ import annotations
 
 import asyncio
-import threading
 import logging
 import socket
 import statistics
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
