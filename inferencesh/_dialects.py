@@ -162,6 +162,12 @@ class V1Reader:
 def event_id(event: ServerSentEvent) -> int:
     """The event's id as an int; ``ProtocolError`` unless it is a non-negative decimal integer."""
     text = event.id
+    if not text:
+        raise ProtocolError(
+            "the event has no id, which PROTOCOL.md requires (a hosted-dialect stream? "
+            "use dialect='auto' or 'hosted')",
+            event_id=text,
+        )
     if not (text.isascii() and text.isdigit()):
         raise ProtocolError("event id is not a non-negative decimal integer", event_id=text)
     try:
@@ -191,6 +197,11 @@ class AutoReader:
     @property
     def uses_ids(self) -> bool:
         return self.chosen is None or self.chosen.uses_ids
+
+    @property
+    def undecided(self) -> bool:
+        """True until the first frame chose the dialect."""
+        return self.chosen is None
 
     def from_sse(self, events: Iterator[ServerSentEvent]) -> Iterator[Any]:
         # A generator: reading (and so any drop) happens when the stream asks for its first item.

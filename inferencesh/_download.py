@@ -18,7 +18,7 @@ import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Optional
+from typing import Any, BinaryIO, Literal, Optional, Union
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -191,7 +191,12 @@ def _attempt(transport: Transport, url: str, out: BinaryIO, state: _Progress, sc
 
 
 def fetch(
-    transport: Transport, url: str, target: Path, *, progress: bool = False, timeout: Optional[float] = None
+    transport: Transport,
+    url: str,
+    target: Path,
+    *,
+    progress: Union[bool, Literal["always"]] = False,
+    timeout: Optional[float] = None,
 ) -> Path:
     """Download ``url`` to ``target`` (see ``inferencesh.download``); returns ``target``."""
     check_http_url(url)
@@ -205,7 +210,7 @@ def fetch(
         unit_divisor=1024,
         desc=target.name,
         file=sys.stderr,
-        disable=not progress,
+        disable=not _draws(progress),
         leave=True,
     )
     scope = _Abort(timeout)
@@ -229,3 +234,11 @@ def fetch(
         if os.path.exists(partial):
             os.unlink(partial)
     return target
+
+
+def _draws(progress: Any) -> bool:
+    """As ``client.run``'s ``progress=``: True draws where someone sees it (a terminal, Jupyter), "always" anywhere."""
+    from .progress import _force_for, _visible
+
+    force = _force_for(progress)
+    return _visible(None) if force is None else force

@@ -174,7 +174,9 @@ class Feed(Generic[T]):
         media = _media_type(content_type)
         if media == "text/event-stream":
             decoder = self.decoder = SSEDecoder(self.max_event_bytes)
-            if resume is not None:
+            if resume is not None and not getattr(reader, "undecided", False):
+                # WHATWG: the buffer carries over. Not while the dialect is undecided: the carried id
+                # would make a hosted event (which has none) look like a PROTOCOL.md one.
                 decoder.last_event_id = str(resume)
             return reader.from_sse(decoder.iter_events(self._chunks(response)))
         if media in ("application/x-ndjson", "application/jsonl", "application/x-jsonlines"):
@@ -240,7 +242,10 @@ class Feed(Generic[T]):
                         failed, pending = pending, None
                         raise Retryable(failed)
                     if attempt.retry_state.attempt_number > 1:
-                        log.info("reconnecting to %s (Last-Event-ID %s)", self.path, self.resume_id())
+                        if self._reader().uses_ids:
+                            log.info("reconnecting to %s (Last-Event-ID %s)", self.path, self.resume_id())
+                        else:
+                            log.info("reconnecting to %s (after reading what the task's history holds)", self.path)
                     # A stream without ids re-reads its history after any drop, the first connection's
                     # too (HOSTED.md); an error answer to the request itself is no drop.
                     return self._open_until_item(recover or self.opened_and_dropped)
@@ -349,7 +354,8 @@ def follow(feed: Feed[T], on_abort: Optional[Callable[[], None]] = None) -> Gene
                             return
                         raise _Drop("stream ended before a terminal event") from None
             except _Drop as exc:
-                log.info("%s dropped after event %s: %s", feed.path, feed.last_event_id, exc)
+                where = f"event {feed.last_event_id}" if feed._reader().uses_ids else "an update"
+                log.info("%s dropped after %s: %s", feed.path, where, exc)
                 drop = exc
             finally:
                 feed.release()

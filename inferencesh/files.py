@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 import attrs
 
@@ -157,7 +157,7 @@ class Files:
             scope.close()
 
 
-def download(url: str, path: Optional[PathLike] = None, *, progress: bool = False) -> Path:
+def download(url: str, path: Optional[PathLike] = None, *, progress: Union[bool, Literal["always"]] = False) -> Path:
     """Save the file at ``url`` (http or https) to disk; returns the path written.
 
     ``path`` None: the URL's file name in the current directory; an existing
@@ -166,7 +166,8 @@ def download(url: str, path: Optional[PathLike] = None, *, progress: bool = Fals
     beside the target and renamed once complete, so a partial file is never
     left under the final name; a download cut in the middle resumes with
     ``Range`` where the server supports it (else starts over), retried as
-    other calls are. ``progress=True`` draws a tqdm bar on stderr. No
+    other calls are. ``progress=True`` draws a tqdm bar on stderr where someone sees it (a terminal, Jupyter), as
+    ``client.run``'s does; ``progress="always"`` draws it anywhere. No
     request carries an API key. Raises ``UsageError`` for a URL that is not
     http(s) (``data:`` included) or a name that would leave the directory,
     ``DownloadError`` when the bytes could not be fetched.
@@ -178,7 +179,9 @@ def download(url: str, path: Optional[PathLike] = None, *, progress: bool = Fals
         return fetch(transport, url, target, progress=progress)
 
 
-def save_outputs(output: Any, directory: PathLike, *, progress: bool = False) -> dict[str, Path]:
+def save_outputs(
+    output: Any, directory: PathLike, *, progress: Union[bool, Literal["always"]] = False
+) -> dict[str, Path]:
     """Download every http(s) URL in ``output`` (nested included) into ``directory``; returns where each went.
 
     The mapping's keys say where each URL sits in the output (``"image"``,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import attrs
 
@@ -301,7 +301,9 @@ class Task:
         self.output  # noqa: B018 - the property raises for failed and cancelled tasks
         return self
 
-    def save_outputs(self, directory: Union[str, os.PathLike[str]], *, progress: bool = False) -> dict[str, Path]:
+    def save_outputs(
+        self, directory: Union[str, os.PathLike[str]], *, progress: Union[bool, Literal["always"]] = False
+    ) -> dict[str, Path]:
         """Download every http(s) file URL of the output (nested included) into ``directory``.
 
         Returns ``{key: path}`` (``"image"``, ``"images[1]"``...); see

@@ -89,7 +89,7 @@ class RelayServer:
     """
 
     def __init__(self, app: WSGIApplication, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
-        from waitress.server import create_server  # type: ignore[import-untyped]
+        create_server = _create_server()
 
         self._server: Any = create_server(app, host=host, port=port, **{**WAITRESS_OPTIONS, **options})
         self.host = host
@@ -156,8 +156,7 @@ def serve_relay(
     ``WAITRESS_OPTIONS``. Raises ``UsageError`` for a bad upstream URL and
     ``OSError`` when the address cannot be bound; returns after Ctrl-C.
     """
-    from waitress.server import create_server
-
+    create_server = _create_server()
     relay = Relay(api_key=api_key, base_url=upstream)
     server: Any = create_server(site(relay), host=host, port=port, **WAITRESS_OPTIONS)
     shown = f"[{host}]" if ":" in host else host
@@ -172,3 +171,17 @@ def serve_relay(
     finally:
         server.close()
         relay.close()
+
+
+def _create_server() -> Any:
+    """waitress's ``create_server``; an ImportError naming the extra to install when waitress is missing."""
+    try:
+        from waitress.server import create_server  # type: ignore[import-untyped]
+    except ModuleNotFoundError as exc:
+        if exc.name != "waitress":
+            raise
+        raise ModuleNotFoundError(
+            'serving the relay needs the relay extra (no module named \'waitress\'): pip install "inferencesh[relay]"',
+            name="waitress",
+        ) from None
+    return create_server

@@ -101,3 +101,23 @@ def test_importing_the_server_without_its_extra_names_the_install_command(blocke
     assert message == (
         f'inferencesh.server needs the server extra (no module named {name!r}): pip install "inferencesh[server]"'
     )
+
+
+def test_serving_the_relay_without_its_extra_names_the_install_command() -> None:
+    code = BLOCKER + (
+        "from inferencesh.relay import RelayServer, serve_relay\n"
+        "for call in (lambda: RelayServer(lambda e, s: []), lambda: serve_relay(port=0)):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except ImportError as exc:\n"
+        "        print(type(exc).__name__, exc.name, exc, sep='|')\n"
+    )
+    done = run(code, "waitress")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2
+    for line in lines:
+        assert line == (
+            "ModuleNotFoundError|waitress|serving the relay needs the relay extra (no module named 'waitress'): "
+            'pip install "inferencesh[relay]"'
+        )

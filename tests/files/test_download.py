@@ -52,7 +52,9 @@ def test_download_to_a_file_a_directory_or_the_current_directory(
     monkeypatch.chdir(tmp_path)
     assert download(url, progress=True).resolve() == (tmp_path / "image.png").resolve()
     assert (tmp_path / "image.png").read_bytes() == body
-    assert "image.png" in capsys.readouterr().err  # the tqdm bar, on stderr
+    assert capsys.readouterr().err == ""  # progress=True: only where someone sees it (stderr is no terminal here)
+    assert download(url, progress="always").resolve() == (tmp_path / "image.png").resolve()
+    assert "image.png" in capsys.readouterr().err  # "always": the tqdm bar, on stderr
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".part")]
 
 

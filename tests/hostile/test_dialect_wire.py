@@ -186,3 +186,15 @@ def test_proxies_from_the_environment_apply(monkeypatch: pytest.MonkeyPatch) -> 
         client = _client("http://api.example.invalid")
         assert client.tasks.get("t").status == "running"
         assert proxy.requests[0].path == "http://api.example.invalid/tasks/t"  # absolute form: a proxy's request
+
+
+def test_a_last_event_id_on_a_stream_without_ids_does_not_hide_its_events() -> None:
+    """A hosted stream has no ids: a ``last_event_id`` cannot select a point in it, and must not swallow it."""
+    dto = {"id": "tsk_h", "status": 10, "events": [{"status": 7}, {"status": 10}], "output": 3}
+
+    def handler(conn: socket.socket, request: Request) -> None:
+        conn.sendall(head() + f"data: {json.dumps(dto)}\n\n".encode())
+
+    with serving(handler) as server:
+        updates = list(_client(server.url).tasks.stream("tsk_h", last_event_id=1))
+    assert [(u.status, u.output) for u in updates] == [(TaskStatus.RUNNING, None), (TaskStatus.COMPLETED, 3)]
