@@ -14,7 +14,7 @@ Before any mutation, the same tests (all of the selected mutations') must pass o
 unmutated copy. One table is printed at the end; the exit status is 1 if any
 mutation survived, 2 if the baseline failed or a mutation could not be applied.
 
-    python bench/mutate.py                      # every mutation, about 10 minutes on 2 cores
+    python bench/mutate.py                      # every mutation, about 5 minutes on 2 cores
     python bench/mutate.py --list               # the mutations, their files and tests
     python bench/mutate.py --only dedupe-off close-noop
     python bench/mutate.py --overlay tests/integration/test_new.py   # also copy uncommitted files in
