@@ -67,42 +67,70 @@ class Dechunker:
         self._rest = b""
         size = len(data)
         pos = 0
-        while pos < size:
-            left = self._left
-            if left:
-                end = pos + left
-                if end > size:
-                    out.append(data[pos:] if pos else data)
-                    self._left = end - size
-                    pos = size
-                    break
-                out.append(data[pos:end])
-                pos = end
-                self._left = 0
-                self._crlf = True
-            if self._crlf:
-                if size - pos < 2:
-                    break
-                if data[pos] != 13 or data[pos + 1] != 10:
-                    raise ChunkError("chunk data not followed by CRLF")
-                pos += 2
-                self._crlf = False
-            end = data.find(b"\r\n", pos, pos + _MAX_SIZE_LINE + 2)
+        left = self._left
+        if left:  # the rest of a chunk begun in an earlier block
+            if left > size:
+                out.append(data)
+                self._left = left - size
+                return
+            out.append(data[:left])
+            pos = left
+            self._left = 0
+            self._crlf = True
+        if self._crlf:
+            if size - pos < 2:
+                self._rest = data[pos:]
+                return
+            if data[pos] != 13 or data[pos + 1] != 10:
+                raise ChunkError("chunk data not followed by CRLF")
+            pos += 2
+            self._crlf = False
+        find = data.find
+        append = out.append
+        while pos < size:  # whole chunks, state in locals: the hot loop
+            end = find(b"\r\n", pos, pos + _MAX_SIZE_LINE + 2)
             if end < 0:
                 if size - pos > _MAX_SIZE_LINE:
                     raise ChunkError("chunk size line too long")
                 break
-            line = data[pos:end]
-            semicolon = line.find(b";")
-            digits = (line if semicolon < 0 else line[:semicolon]).strip(b" \t")
-            if not digits or not _HEX.issuperset(digits) or len(digits) > 16:
-                raise ChunkError(f"bad chunk size line {line[:40]!r}")
-            pos = end + 2
-            length = int(digits, 16)
+            length = _size(data[pos:end])
+            start = end + 2
             if length == 0:
                 self.done = True
-                pos = size
+                return
+            stop = start + length
+            if stop + 2 <= size:
+                if data[stop] != 13 or data[stop + 1] != 10:
+                    raise ChunkError("chunk data not followed by CRLF")
+                append(data[start:stop])
+                pos = stop + 2
+                continue
+            if stop <= size:  # the data is here, its CRLF not (all of it) yet
+                append(data[start:stop])
+                self._crlf = True
+                pos = stop
                 break
-            self._left = length
+            if start < size:
+                append(data[start:])
+            self._left = stop - size
+            return
         if pos < size:
             self._rest = data[pos:]
+
+
+def _size(line: bytes) -> int:
+    """A chunk size line (without its CRLF) as an int (``;`` extensions ignored).
+
+    Raises ``ChunkError`` unless it is hexadecimal digits.
+    """
+    # The common case, bare digits: int() refuses what is not hex, but for a "0x" prefix, refused here.
+    if line.isalnum() and len(line) <= 16 and (len(line) < 2 or line[1] not in b"xX"):
+        try:
+            return int(line, 16)
+        except ValueError:
+            raise ChunkError(f"bad chunk size line {line[:40]!r}") from None
+    semicolon = line.find(b";")
+    digits = (line if semicolon < 0 else line[:semicolon]).strip(b" \t")
+    if not digits or not _HEX.issuperset(digits) or len(digits) > 16:
+        raise ChunkError(f"bad chunk size line {line[:40]!r}")
+    return int(digits, 16)
