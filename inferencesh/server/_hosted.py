@@ -17,28 +17,15 @@ stream request, an ``overlap`` fault never fires (there is no
 
 from __future__ import annotations
 
-from typing import cast
-
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ._app import ServerState, accept_run
+from ._app import _state, _task, accept_run
 from ._hosted_chats import ROUTES as CHAT_ROUTES
 from ._hosted_wire import envelope, hosted_stream, item, task_dto, task_result, task_status
-from ._store import CANCELLED, FAILED, Task
-
-
-def _state(request: Request) -> ServerState:
-    return cast(ServerState, request.app.state.infsh)
-
-
-def _task(request: Request) -> Task:
-    task = _state(request).store.tasks.get(request.path_params["task_id"])
-    if task is None:
-        raise HTTPException(404, "unknown task")
-    return task
+from ._store import CANCELLED, FAILED
 
 
 async def run_app(request: Request) -> Response:
