@@ -318,7 +318,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "delta-replaces",
         "hosted: partial_output accumulates delta text (concatenates)",
-        "inferencesh/_hosted.py",
+        "inferencesh/_hosted_deltas.py",
         "                    held.append(value)\n",
         "                    held[:] = [value]\n",
         (f"{HR}::test_deltas_concatenate_merge_tool_calls_by_index_and_replace_usage",),
