@@ -227,7 +227,10 @@ def check_ids(ids: list[int]) -> tuple[int, int, int]:
     return lost, duplicated, out_of_order
 
 
-def one_task(client: Any, modes: list[str], config: dict[str, Any], tally: Tally) -> None:
+def follow_task(
+    client: Any, modes: list[str], config: dict[str, Any], tally: Tally
+) -> Optional[tuple[Any, list[Any], Optional[BaseException]]]:
+    """Run ``config`` as a stream to its end: (stream, updates, typed error or None); None after an untyped error."""
     from inferencesh import InferenceError
 
     updates: list[Any] = []
@@ -242,7 +245,15 @@ def one_task(client: Any, modes: list[str], config: dict[str, Any], tally: Tally
     except Exception as exc:
         with tally.lock:
             tally.untyped.append(f"{type(exc).__module__}.{type(exc).__name__}: {exc} (modes {modes})")
+        return None
+    return stream, updates, error
+
+
+def one_task(client: Any, modes: list[str], config: dict[str, Any], tally: Tally) -> None:
+    read = follow_task(client, modes, config, tally)
+    if read is None:
         return
+    stream, updates, error = read
     ids = [u.event_id for u in updates]
     lost, duplicated, out_of_order = check_ids(ids)
     label = "+".join(modes)
@@ -321,23 +332,14 @@ def hosted_task_lines(dto: dict[str, Any]) -> list[str]:
 def one_hosted_task(
     clients: dict[str, Any], session: Any, base_url: str, modes: list[str], config: dict[str, Any], tally: Tally
 ) -> None:
-    from inferencesh import InferenceError, TaskStatus
+    from inferencesh import TaskStatus
 
     fmt = "ndjson" if sum(map(ord, json.dumps(config))) % 2 else "sse"  # seeded by the plan: half and half
     client = clients[fmt]
-    updates: list[Any] = []
-    error: Optional[BaseException] = None
-    stream = None
-    try:
-        stream = client.run(config, stream=True, timeout=120)
-        for update in stream:
-            updates.append(update)
-    except InferenceError as exc:
-        error = exc
-    except Exception as exc:
-        with tally.lock:
-            tally.untyped.append(f"{type(exc).__module__}.{type(exc).__name__}: {exc} (modes {modes})")
+    read = follow_task(client, modes, config, tally)
+    if read is None:
         return
+    stream, updates, error = read
     label = f"{fmt} {config['app']} " + "+".join(modes)
     lost = duplicated = out_of_order = log_mismatch = status_mismatch = output_mismatch = 0
     task_id = stream.task_id if stream is not None else None
