@@ -48,6 +48,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._recorded import STREAM_PATH, TASK_ID, RawServer
+from bench.throughput import read_sdk as read_sdk_v1  # the SDK on the PROTOCOL.md body, for the cost per update
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFICIAL_PYTHON = ROOT / ".official-venv" / "bin" / "python"
@@ -67,19 +68,6 @@ def read_sdk(url: str) -> int:
     """The SDK's hosted NDJSON stream; returns the number of ``TaskUpdate``s."""
     count = 0
     with sdk_client(url) as client, client.tasks.stream(TASK_ID) as stream:
-        for update in stream:
-            count += 1
-            last = update
-    assert last.is_terminal
-    return count
-
-
-def read_sdk_v1(url: str) -> int:
-    """The SDK on the PROTOCOL.md body (SSE with ids), for the cost per update."""
-    from inferencesh import inference
-
-    count = 0
-    with inference(api_key="bench", base_url=url) as client, client.tasks.stream(TASK_ID) as stream:
         for update in stream:
             count += 1
             last = update

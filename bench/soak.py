@@ -92,6 +92,45 @@ HOSTED_RECONCILE = 0.5  # seconds of heartbeats alone before the client re-reads
 HOSTED_STALL = 0.8
 
 
+def _pick_modes(rng: random.Random, choices: list[str]) -> list[str]:
+    """One to three fault modes (most tasks one), sorted."""
+    count = rng.choices([1, 2, 3], weights=[70, 25, 5])[0]
+    return sorted({rng.choice(choices) for _ in range(count)})
+
+
+def _faults(rng: random.Random, modes: list[str], events: int, stall_seconds: float) -> list[dict[str, Any]]:
+    """The fault specs of ``modes`` for a task that sends ``events`` events (objects) on one connection."""
+    faults: list[dict[str, Any]] = []
+
+    def after() -> int:
+        return rng.randint(0, max(0, events - 2))
+
+    for mode in modes:
+        if mode in ("close", "reset", "cut", "torn", "mute", "malformed"):
+            faults.append({"kind": mode, "after": after()})
+        elif mode == "stall":
+            faults.append({"kind": "stall", "after": after(), "seconds": stall_seconds})
+        elif mode in ("status_503", "status_429", "status_5xx"):
+            code = int(mode[-3:]) if mode != "status_5xx" else rng.choice([500, 502, 503])
+            faults.append(
+                {
+                    "kind": "status",
+                    "code": code,
+                    "retry_after": rng.choice([0.05, 0.1, 0.2]),
+                    "times": rng.randint(1, 2),
+                }
+            )
+            faults.append({"kind": rng.choice(["close", "reset"]), "after": after()})
+        elif mode == "overlap":
+            faults.append({"kind": rng.choice(["close", "reset", "cut"]), "after": after()})
+            faults.append({"kind": "overlap", "back": rng.randint(1, 5)})
+        elif mode == "run_status":
+            faults.append({"kind": "run_status", "code": rng.choice([429, 503]), "retry_after": 0.05})
+        elif mode == "run_drop":
+            faults.append({"kind": "run_drop"})
+    return faults
+
+
 def plan_task(rng: random.Random) -> tuple[list[str], dict[str, Any]]:
     """The fault modes and the run config of one task."""
     roll = rng.random()
@@ -106,38 +145,8 @@ def plan_task(rng: random.Random) -> tuple[list[str], dict[str, Any]]:
         app, task_input, events = "infsh/sleep", {"seconds": seconds}, seconds + 2
     else:
         app, task_input, events = "infsh/fail", {"message": "soak failure"}, 3
-    count = rng.choices([1, 2, 3], weights=[70, 25, 5])[0]
-    modes = sorted({rng.choice(MODES) for _ in range(count)})
-    faults: list[dict[str, Any]] = []
-
-    def after() -> int:
-        return rng.randint(0, max(0, events - 2))
-
-    for mode in modes:
-        if mode in ("close", "reset", "cut", "torn"):
-            faults.append({"kind": mode, "after": after()})
-        elif mode == "stall":
-            faults.append({"kind": "stall", "after": after(), "seconds": STALL_SECONDS})
-        elif mode in ("status_503", "status_429"):
-            code = int(mode[-3:])
-            faults.append(
-                {
-                    "kind": "status",
-                    "code": code,
-                    "retry_after": rng.choice([0.05, 0.1, 0.2]),
-                    "times": rng.randint(1, 2),
-                }
-            )
-            faults.append({"kind": rng.choice(["close", "reset"]), "after": after()})
-        elif mode == "overlap":
-            faults.append({"kind": rng.choice(["close", "reset", "cut"]), "after": after()})
-            faults.append({"kind": "overlap", "back": rng.randint(1, 5)})
-        elif mode == "malformed":
-            faults.append({"kind": "malformed", "after": after()})
-        elif mode == "run_status":
-            faults.append({"kind": "run_status", "code": rng.choice([429, 503]), "retry_after": 0.05})
-        elif mode == "run_drop":
-            faults.append({"kind": "run_drop"})
+    modes = _pick_modes(rng, MODES)
+    faults = _faults(rng, modes, events, STALL_SECONDS)
     if faults:
         task_input["_faults"] = faults
     return modes, {"app": app, "input": task_input}
@@ -159,33 +168,8 @@ def plan_hosted_task(rng: random.Random) -> tuple[list[str], dict[str, Any]]:
         app, task_input, objects = "infsh/llm", {"prompt": "soak " * rng.randint(1, 5)}, 18
     else:
         app, task_input, objects = "infsh/fail", {"message": "soak failure"}, 4
-    count = rng.choices([1, 2, 3], weights=[70, 25, 5])[0]
-    modes = sorted({rng.choice(HOSTED_MODES) for _ in range(count)})
-    faults: list[dict[str, Any]] = []
-
-    def after() -> int:
-        return rng.randint(0, max(0, objects - 2))
-
-    for mode in modes:
-        if mode in ("close", "reset", "cut", "torn", "mute", "malformed"):
-            faults.append({"kind": mode, "after": after()})
-        elif mode == "stall":
-            faults.append({"kind": "stall", "after": after(), "seconds": HOSTED_STALL})
-        elif mode in ("status_429", "status_5xx"):
-            code = 429 if mode == "status_429" else rng.choice([500, 502, 503])
-            faults.append(
-                {
-                    "kind": "status",
-                    "code": code,
-                    "retry_after": rng.choice([0.05, 0.1, 0.2]),
-                    "times": rng.randint(1, 2),
-                }
-            )
-            faults.append({"kind": rng.choice(["close", "reset"]), "after": after()})
-        elif mode == "run_status":
-            faults.append({"kind": "run_status", "code": rng.choice([429, 503]), "retry_after": 0.05})
-        elif mode == "run_drop":
-            faults.append({"kind": "run_drop"})
+    modes = _pick_modes(rng, HOSTED_MODES)
+    faults = _faults(rng, modes, objects, HOSTED_STALL)
     if faults:
         task_input["_faults"] = faults
     return modes, {"app": app, "input": task_input}
